@@ -1,25 +1,62 @@
 // Package mcpauth serves an MCP server over Streamable HTTP behind a complete
 // OAuth 2.1 authorization server on the same origin.
 //
-// STUB: this file fixes the exported API that generated projects and the
-// generator's templates rely on. The implementation replaces the bodies.
+// One Server is one http.Handler with these endpoints (issuer = Config.BaseURL):
+//
+//	GET  /.well-known/oauth-protected-resource/mcp  RFC 9728 metadata (also at the root form)
+//	GET  /.well-known/oauth-authorization-server    RFC 8414 metadata
+//	POST /register                                  RFC 7591 dynamic client registration
+//	GET  /authorize, POST /authorize                sign-in and consent page (PKCE S256)
+//	POST /token                                     authorization_code and refresh_token grants
+//	POST /revoke                                    RFC 7009 revocation
+//	POST|GET|DELETE /mcp                            the MCP endpoint, bearer token required
+//
+// Users sign in with a username and password from a bcrypt users file (see
+// package userfile); edits to the file take effect without a restart, and a
+// removed user's (or changed password's) tokens stop working. Clients,
+// codes and tokens live in a SQLite file; only hashes of codes, tokens and
+// client secrets are stored.
+//
+// A tool handler learns who is calling with IdentityFromContext.
+//
+// A minimal main:
+//
+//	s := server.NewMCPServer("weather", "1.0.0")
+//	s.AddTool(...)
+//	err := mcpauth.ListenAndServe(ctx, mcpauth.Config{
+//		BaseURL: "https://weather.example.com", Addr: "127.0.0.1:8080",
+//	}, s)
+//
+// The server keeps per-process state (pending sign-ins, throttling counters,
+// legacy MCP sessions, a cache of validated tokens): run one process per
+// database file.
 package mcpauth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpgen/create-mcp-server/runtime/userfile"
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
 type Config struct {
 	// BaseURL is the public URL of the server, e.g. "https://mcp.example.com".
 	// It is the OAuth issuer; the MCP endpoint is BaseURL + "/mcp".
-	// It is never derived from request headers.
+	// It is never derived from request headers. It must be https, or http on
+	// a loopback host, and have no path (default "http://" + Addr).
 	BaseURL string
 	// Addr is the listen address used by ListenAndServe (default 127.0.0.1:8080).
 	Addr string
@@ -29,7 +66,9 @@ type Config struct {
 	UsersPath string
 	// AccessTTL is the access-token lifetime (default 1h).
 	AccessTTL time.Duration
-	// RefreshTTL is the refresh-token lifetime (default 720h).
+	// RefreshTTL is the refresh-token lifetime (default 720h). Each refresh
+	// issues a new refresh token with a fresh RefreshTTL, but a sign-in
+	// never lasts more than a year (or RefreshTTL, if longer).
 	RefreshTTL time.Duration
 	// AllowedOrigins lists browser origins, besides the server's own, that may
 	// call the MCP and token endpoints.
@@ -41,39 +80,239 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
+
+	// CodeTTL is the authorization-code lifetime (default 2m, at most 10m).
+	CodeTTL time.Duration
+	// RefreshGrace is how long a rotated refresh token still works, until its
+	// successor is first used (default 60s). Real clients refresh
+	// concurrently; without a grace they would lose their sign-in. Negative
+	// means no grace.
+	RefreshGrace time.Duration
+	// CleanupInterval is how often expired rows are deleted (default 10m).
+	CleanupInterval time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+	// AllowLoopbackClientMetadata lets client ID metadata documents be
+	// fetched from loopback and private addresses. It exists for tests,
+	// which serve documents from httptest; never set it in production (it
+	// opens the server to SSRF).
+	AllowLoopbackClientMetadata bool
 }
+
+// Limits on failed sign-ins and registrations.
+const (
+	maxUserFailures   = 5  // per username per loginWindow
+	maxIPFailures     = 20 // per client IP per loginWindow
+	loginWindow       = 15 * time.Minute
+	maxRegistrations  = 60 // per client IP per registerWindow
+	registerWindow    = time.Hour
+	defaultAccessTTL  = time.Hour
+	defaultRefreshTTL = 720 * time.Hour
+)
+
+// users is what the server needs from the users file.
+type users interface {
+	Authenticate(ctx context.Context, username, password string) (bool, error)
+	Stamp(username string) (stamp string, ok bool, err error)
+}
+
+var _ users = (*userfile.File)(nil)
 
 // Server is an OAuth 2.1 authorization server and a bearer-protected MCP
 // endpoint on one http.Handler.
-type Server struct{}
+type Server struct {
+	cfg            Config
+	log            *slog.Logger
+	now            func() time.Time
+	issuer         string // base URL without trailing slash
+	origin         string // lowercase scheme://host[:port]
+	baseHost       string // host[:port] of the base URL
+	resource       string // issuer + "/mcp"
+	prmURL         string
+	serverName     string
+	allowedOrigins []string
+	cookieName     string
+	secureCookies  bool
+
+	store    store
+	users    users
+	cache    *tokenCache
+	txs      *transactions
+	sessions *sessionOwners
+	cimd     *cimdFetcher
+
+	userLimit     *limiter
+	ipLimit       *limiter
+	registerLimit *limiter
+	bcryptSem     chan struct{}
+
+	prmBody, asBody                                    []byte
+	challengeMissing, challengeInvalid, challengeScope string
+
+	mcpHandler *server.StreamableHTTPServer
+	handler    http.Handler
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
 
 // New opens (and migrates) the database, loads the users file and returns a
 // Server for the MCP server mcp. Call Close when done.
-func New(cfg Config, mcp *server.MCPServer) (*Server, error) { panic("unimplemented") }
+func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
+	if mcp == nil {
+		return nil, errors.New("mcpauth: nil MCP server")
+	}
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	uf, err := userfile.Open(s.cfg.UsersPath)
+	if err != nil {
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
+	uf.SetLogger(s.log)
+	s.users = uf
+	st, err := openSQLite(context.Background(), s.cfg.DBPath)
+	if err != nil {
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
+	s.store = st
+	s.mcpHandler = newMCPHandler(mcp, s)
+	s.handler = s.routes()
+	go s.cleanupLoop()
+	return s, nil
+}
+
+// newServer validates cfg, applies defaults and builds everything but the
+// storage, users and MCP handler.
+func newServer(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.DBPath == "" {
+		cfg.DBPath = "auth.db"
+	}
+	if cfg.UsersPath == "" {
+		cfg.UsersPath = "users.txt"
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = defaultAccessTTL
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = defaultRefreshTTL
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 2 * time.Minute
+	}
+	if cfg.CodeTTL > 10*time.Minute {
+		return nil, errors.New("mcpauth: CodeTTL must be at most 10 minutes (RFC 6749 §4.1.2)")
+	}
+	if cfg.RefreshGrace == 0 {
+		cfg.RefreshGrace = 60 * time.Second
+	}
+	if cfg.CleanupInterval <= 0 {
+		cfg.CleanupInterval = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BaseURL == "" {
+		host, port, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("mcpauth: Addr %q: %w", cfg.Addr, err)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		cfg.BaseURL = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("mcpauth: BaseURL %q must be an http(s) URL without path, query or fragment, e.g. https://mcp.example.com", cfg.BaseURL)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("mcpauth: BaseURL %q must use https (plain http is allowed only on localhost, 127.0.0.1 or [::1]); put a TLS-terminating proxy in front", cfg.BaseURL)
+	}
+	host := strings.ToLower(u.Host)
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		issuer:     u.Scheme + "://" + host,
+		origin:     u.Scheme + "://" + host,
+		baseHost:   host,
+		cookieName: browserCookie,
+		cache:      newTokenCache(),
+		txs:        newTransactions(),
+		sessions:   newSessionOwners(),
+
+		userLimit:     newLimiter(maxUserFailures, loginWindow),
+		ipLimit:       newLimiter(maxIPFailures, loginWindow),
+		registerLimit: newLimiter(maxRegistrations, registerWindow),
+		bcryptSem:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	if u.Scheme == "https" {
+		s.secureCookies = true
+		s.cookieName = "__Host-" + browserCookie
+	}
+	s.resource = s.issuer + "/mcp"
+	s.prmURL = s.issuer + prmPathMCP
+	s.serverName = cfg.ResourceName
+	if s.serverName == "" {
+		s.serverName = u.Hostname()
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.allowedOrigins = append(s.allowedOrigins, strings.ToLower(strings.TrimSuffix(o, "/")))
+	}
+	s.cimd = newCIMDFetcher(cfg.AllowLoopbackClientMetadata)
+	if err := s.buildMetadata(); err != nil {
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
+	s.buildChallenges()
+	return s, nil
+}
 
 // ServeHTTP serves every endpoint: metadata, /register, /authorize, /token,
 // /revoke and /mcp.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { panic("unimplemented") }
-
-// Close stops background work and closes the database.
-func (s *Server) Close() error { panic("unimplemented") }
-
-// ListenAndServe runs New(cfg, mcp) on cfg.Addr until ctx is cancelled, then
-// shuts down gracefully.
-func ListenAndServe(ctx context.Context, cfg Config, mcp *server.MCPServer) error {
-	panic("unimplemented")
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
 }
 
-// Identity is who is calling: the signed-in user, the OAuth client acting for
-// them and the scopes they granted it.
-type Identity struct {
-	User     string
-	ClientID string
-	Scopes   []string
+// Close stops background work, ends MCP sessions and closes the database.
+// It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.mcpHandler.Shutdown(ctx)
+		s.closeErr = s.store.close()
+	})
+	return s.closeErr
 }
 
-// IdentityFromContext returns the caller's identity inside an MCP tool handler.
-func IdentityFromContext(ctx context.Context) (Identity, bool) { panic("unimplemented") }
-
-// WithIdentity returns ctx carrying id (for stdio mode and tests).
-func WithIdentity(ctx context.Context, id Identity) context.Context { panic("unimplemented") }
+// cleanupLoop deletes expired rows every CleanupInterval until Close.
+func (s *Server) cleanupLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.CleanupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.store.cleanup(context.Background(), s.now()); err != nil {
+				s.log.Error("mcpauth: cleanup", "error", err)
+			}
+		}
+	}
+}

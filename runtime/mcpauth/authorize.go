@@ -1,0 +1,384 @@
+package mcpauth
+
+// The authorization endpoint: RFC 6749 §4.1.1 (authorization code grant)
+// as profiled by OAuth 2.1, with RFC 7636 PKCE (S256 only), RFC 8707
+// resource indicators and RFC 9207 iss in every response to the client.
+//
+// GET /authorize validates the request. Every error found before the user
+// has signed in is an HTML 400 page, never a redirect: anyone can register a
+// client, so redirecting unauthenticated errors would make this server an
+// open redirector (RFC 9700 §4.11.2). A valid request becomes a server-side
+// transaction (short-lived, single-use, bound to the browser by a cookie)
+// and the page shows a sign-in and consent form whose only hidden field is
+// the transaction id.
+//
+// POST /authorize checks the transaction, the browser cookie and the
+// request's origin (login CSRF), throttles by username and client IP, checks
+// the password (with a bounded number of concurrent bcrypt comparisons), and
+// then answers 303 See Other to the registered redirect URI with code, state
+// and iss, or with error=access_denied if the user pressed Deny. Everything
+// the code is bound to comes from the stored transaction, never the form.
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	maxAuthorizeQuery = 8 << 10
+	maxStateLen       = 2 << 10
+	maxLoginBody      = 16 << 10
+	txTTL             = 10 * time.Minute
+	maxTransactions   = 10_000
+	browserCookie     = "mcpauth_browser"
+)
+
+// authRequest is a validated authorization request.
+type authRequest struct {
+	Client        *client
+	RedirectURI   string
+	State         string
+	HasState      bool
+	CodeChallenge string
+	Scope         string
+	Resource      string
+}
+
+// transaction is a pending sign-in.
+type transaction struct {
+	req         authRequest
+	browserHash [32]byte
+	expires     time.Time
+}
+
+// transactions holds pending sign-ins in memory; a restart only costs users
+// a reload of the sign-in page.
+type transactions struct {
+	mu sync.Mutex
+	m  map[string]*transaction
+}
+
+func newTransactions() *transactions {
+	return &transactions{m: make(map[string]*transaction)}
+}
+
+// put stores t and returns its id, or "" if there are too many pending.
+func (ts *transactions) put(t *transaction, now time.Time) string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.m) >= maxTransactions {
+		for id, x := range ts.m {
+			if !now.Before(x.expires) {
+				delete(ts.m, id)
+			}
+		}
+		if len(ts.m) >= maxTransactions {
+			return ""
+		}
+	}
+	id := newSecret()
+	ts.m[id] = t
+	return id
+}
+
+// take removes and returns the transaction id if it is live and was started
+// by the browser holding cookie.
+func (ts *transactions) take(id, cookie string, now time.Time) *transaction {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t, ok := ts.m[id]
+	if !ok {
+		return nil
+	}
+	if !now.Before(t.expires) {
+		delete(ts.m, id)
+		return nil
+	}
+	h := sha256.Sum256([]byte(cookie))
+	if cookie == "" || subtle.ConstantTimeCompare(h[:], t.browserHash[:]) != 1 {
+		return nil
+	}
+	delete(ts.m, id)
+	return t
+}
+
+// pageError is an error shown as an HTML page.
+type pageError struct {
+	Status  int
+	Title   string
+	Message string
+}
+
+func (e *pageError) Error() string { return e.Title + ": " + e.Message }
+
+func badRequest(msg string) *pageError {
+	return &pageError{Status: http.StatusBadRequest, Title: "Invalid sign-in request", Message: msg}
+}
+
+// handleAuthorize serves GET /authorize.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	setPageHeaders(w.Header())
+	req, perr := s.parseAuthorize(r)
+	if perr != nil {
+		s.renderError(w, perr)
+		return
+	}
+	cookie := ""
+	if c, err := r.Cookie(s.cookieName); err == nil && len(c.Value) == 43 {
+		cookie = c.Value
+	} else {
+		cookie = newSecret()
+		http.SetCookie(w, &http.Cookie{
+			Name: s.cookieName, Value: cookie, Path: "/", HttpOnly: true,
+			Secure: s.secureCookies, SameSite: http.SameSiteLaxMode,
+		})
+	}
+	now := s.now()
+	tx := &transaction{req: *req, browserHash: sha256.Sum256([]byte(cookie)), expires: now.Add(txTTL)}
+	id := s.txs.put(tx, now)
+	if id == "" {
+		s.renderError(w, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy",
+			Message: "Too many sign-ins are in progress. Try again in a few minutes."})
+		return
+	}
+	s.renderLogin(w, http.StatusOK, id, req, "")
+}
+
+// parseAuthorize validates an authorization request.
+func (s *Server) parseAuthorize(r *http.Request) (*authRequest, *pageError) {
+	if len(r.URL.RawQuery) > maxAuthorizeQuery {
+		return nil, badRequest("The request is too long.")
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("The request's parameters are malformed.")
+	}
+	for k, v := range q {
+		if len(v) > 1 {
+			return nil, badRequest("The parameter " + k + " appears more than once.")
+		}
+	}
+	clientID := q.Get("client_id")
+	if clientID == "" {
+		return nil, badRequest("The request has no client_id.")
+	}
+	c, err := s.lookupClient(r.Context(), clientID)
+	if err != nil {
+		if pe, ok := err.(*pageError); ok {
+			return nil, pe
+		}
+		s.log.ErrorContext(r.Context(), "authorize: client lookup", "error", err)
+		return nil, &pageError{Status: http.StatusInternalServerError, Title: "Server error", Message: "Something went wrong. Try again."}
+	}
+	if c == nil {
+		return nil, badRequest("The application is not registered with this server. Remove and re-add the server in your app.")
+	}
+	redirectURI := q.Get("redirect_uri")
+	if redirectURI == "" {
+		return nil, badRequest("The request has no redirect_uri.")
+	}
+	if !anyRedirectMatches(c.RedirectURIs, redirectURI) {
+		return nil, badRequest("The redirect_uri is not registered for this application.")
+	}
+	// The client and redirect URI are known now, but the user has not
+	// signed in: errors are still pages, never redirects.
+	if rt := q.Get("response_type"); rt != "code" {
+		return nil, badRequest("Unsupported response_type: only code is supported.")
+	}
+	if m := q.Get("code_challenge_method"); m != "S256" {
+		return nil, badRequest("PKCE with code_challenge_method=S256 is required.")
+	}
+	challenge := q.Get("code_challenge")
+	if !validChallenge(challenge) {
+		return nil, badRequest("The code_challenge must be 43 base64url characters (S256).")
+	}
+	resource := s.resource
+	if res, ok := q["resource"]; ok {
+		if !resourceMatches(res[0], s.resource) {
+			return nil, badRequest("invalid_target: the resource parameter must be " + s.resource + ".")
+		}
+	}
+	state, hasState := q["state"]
+	st := ""
+	if hasState {
+		st = state[0]
+		if len(st) > maxStateLen {
+			return nil, badRequest("The state parameter is too long.")
+		}
+	}
+	scope := filterScopes(q.Get("scope"))
+	if scope == "" {
+		scope = scopeMCP
+	}
+	return &authRequest{
+		Client: c, RedirectURI: redirectURI, State: st, HasState: hasState && st != "",
+		CodeChallenge: challenge, Scope: scope, Resource: resource,
+	}, nil
+}
+
+// validChallenge checks an S256 code_challenge: 43 base64url characters.
+func validChallenge(c string) bool {
+	if len(c) != 43 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if !isBase64URL(c[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isBase64URL(b byte) bool {
+	return b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_'
+}
+
+// handleLogin serves POST /authorize: sign in, then approve or deny.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	setPageHeaders(w.Header())
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Forbidden", Message: "Cross-site sign-in requests are refused."})
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(strings.TrimSuffix(o, "/"), s.origin) {
+		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Forbidden", Message: "Cross-site sign-in requests are refused."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, badRequest("The form could not be read."))
+		return
+	}
+	form := r.PostForm
+	for k, v := range form {
+		if len(v) > 1 {
+			s.renderError(w, badRequest("The field "+k+" appears more than once."))
+			return
+		}
+	}
+	now := s.now()
+	cookie := ""
+	if c, err := r.Cookie(s.cookieName); err == nil {
+		cookie = c.Value
+	}
+	txID := form.Get("tx")
+	tx := s.txs.take(txID, cookie, now)
+	if tx == nil {
+		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Sign-in expired",
+			Message: "This sign-in page has expired or was opened in another browser. Go back to your app and connect again."})
+		return
+	}
+	req := &tx.req
+	retry := func(status int, msg string) {
+		newID := s.txs.put(tx, now)
+		if newID == "" {
+			s.renderError(w, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy", Message: "Try again in a few minutes."})
+			return
+		}
+		s.renderLogin(w, status, newID, req, msg)
+	}
+
+	username := form.Get("username")
+	password := form.Get("password")
+	ip := s.clientIP(r)
+	if d, blocked := s.userLimit.blocked(username, now); blocked {
+		w.Header().Set("Retry-After", retryAfter(d))
+		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
+		return
+	}
+	if d, blocked := s.ipLimit.blocked(ip, now); blocked {
+		w.Header().Set("Retry-After", retryAfter(d))
+		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
+		return
+	}
+	if username == "" || password == "" {
+		retry(http.StatusOK, "Enter your username and password.")
+		return
+	}
+	ok, err := s.checkPassword(r, username, password)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "authorize: password check", "error", err)
+		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
+		return
+	}
+	if !ok {
+		s.userLimit.add(username, now)
+		s.ipLimit.add(ip, now)
+		retry(http.StatusOK, "Wrong username or password.")
+		return
+	}
+	s.userLimit.reset(username)
+
+	if form.Get("action") == "deny" {
+		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied access"}})
+		return
+	}
+	stamp, exists, err := s.users.Stamp(username)
+	if err != nil || !exists {
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "authorize: user stamp", "error", err)
+		}
+		s.redirect(w, r, req, url.Values{"error": {"server_error"}})
+		return
+	}
+	code := newSecret()
+	err = s.store.createCode(r.Context(), &authCode{
+		Hash: hashSecret(code), GrantID: newSecret(), ClientID: req.Client.ID, User: username,
+		RedirectURI: req.RedirectURI, CodeChallenge: req.CodeChallenge, Scope: req.Scope,
+		Resource: req.Resource, Stamp: stamp, ExpiresAt: now.Add(s.cfg.CodeTTL),
+	}, now)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "authorize: store code", "error", err)
+		errCode := "server_error"
+		if oe := serverError(err); oe.Status == http.StatusServiceUnavailable {
+			errCode = "temporarily_unavailable"
+		}
+		s.redirect(w, r, req, url.Values{"error": {errCode}})
+		return
+	}
+	s.redirect(w, r, req, url.Values{"code": {code}})
+}
+
+// checkPassword runs the bcrypt comparison, at most cap(s.bcryptSem) at a time.
+func (s *Server) checkPassword(r *http.Request, username, password string) (bool, error) {
+	select {
+	case s.bcryptSem <- struct{}{}:
+	case <-r.Context().Done():
+		return false, r.Context().Err()
+	}
+	defer func() { <-s.bcryptSem }()
+	return s.users.Authenticate(r.Context(), username, password)
+}
+
+// redirect sends the authorization response to the client: 303 See Other
+// (never 307/308, which would re-post the password) to the validated
+// redirect URI with params, state and iss.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authRequest, params url.Values) {
+	if req.HasState {
+		params.Set("state", req.State)
+	}
+	params.Set("iss", s.issuer)
+	sep := "?"
+	if strings.Contains(req.RedirectURI, "?") {
+		sep = "&"
+	}
+	w.Header().Set("Location", req.RedirectURI+sep+params.Encode())
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// setPageHeaders sets the headers every HTML page of the authorization
+// endpoint carries: no framing (clickjacking), no sniffing, no referrer
+// (the URL holds the request), no caching. No CORS headers, ever.
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}

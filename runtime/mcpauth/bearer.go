@@ -1,0 +1,223 @@
+package mcpauth
+
+// Bearer-token protection of the MCP endpoint: RFC 6750 (Bearer Token
+// Usage) with the RFC 9728 §5.1 resource_metadata challenge, plus the
+// Streamable HTTP transport's Origin and DNS-rebinding rules.
+//
+// Order of checks, all before mcp-go sees the request (so an unauthenticated
+// request gets a 401, never a session or protocol-version error):
+//  1. Host: on a loopback listener only a loopback Host or the base URL's host
+//     (DNS rebinding).
+//  2. Origin: absent (non-browser clients), the server's own origin or one
+//     of Config.AllowedOrigins; anything else is 403. Allowed origins get CORS.
+//  3. OPTIONS preflight is answered without authentication.
+//  4. The token, from the Authorization header only (never the query):
+//     missing → 401 with a challenge without error; unknown, expired,
+//     revoked, wrong audience, or its user removed or their password
+//     changed → 401 error="invalid_token"; without the mcp scope → 403
+//     error="insufficient_scope".
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// maxMCPBody caps a JSON-RPC request body.
+const maxMCPBody = 4 << 20
+
+// bearer wraps the MCP handler with the checks above.
+func (s *Server) bearer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r) {
+			http.Error(w, "Forbidden: invalid Host header", http.StatusForbidden)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if !s.originAllowed(origin) {
+				http.Error(w, "Forbidden: origin not allowed", http.StatusForbidden)
+				return
+			}
+			setCORS(w.Header(), origin)
+		}
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		id, status, challenge := s.authenticate(r)
+		if status != 0 {
+			w.Header().Set("WWW-Authenticate", challenge)
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxMCPBody)
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	})
+}
+
+// authenticate checks the bearer token. On failure it returns the status
+// (401 or 403) and the WWW-Authenticate challenge.
+func (s *Server) authenticate(r *http.Request) (id *Identity, status int, challenge string) {
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return nil, http.StatusUnauthorized, s.challengeMissing
+	}
+	id, err := s.verify(r.Context(), token)
+	if err != nil {
+		if errors.Is(err, errInsufficientScope) {
+			return nil, http.StatusForbidden, s.challengeScope
+		}
+		if !errors.Is(err, errInvalidToken) {
+			s.log.ErrorContext(r.Context(), "bearer check failed", "error", err)
+		}
+		return nil, http.StatusUnauthorized, s.challengeInvalid
+	}
+	return id, 0, ""
+}
+
+var (
+	errInvalidToken      = errors.New("invalid token")
+	errInsufficientScope = errors.New("insufficient scope")
+)
+
+// verify returns the identity behind an access token, errInvalidToken if it
+// does not (or no longer) grant access to this resource, or
+// errInsufficientScope if it lacks the mcp scope. It is HTTP-free.
+func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
+	if len(token) != 43 { // every access token is 32 bytes, base64url
+		return nil, errInvalidToken
+	}
+	sum := sha256.Sum256([]byte(token))
+	info, err := s.lookupAccess(ctx, sum)
+	if errors.Is(err, errNotFound) {
+		return nil, errInvalidToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !resourceMatches(info.Resource, s.resource) {
+		return nil, errInvalidToken
+	}
+	stamp, exists, err := s.users.Stamp(info.User)
+	if err != nil {
+		return nil, err
+	}
+	if !exists || stamp != info.Stamp {
+		return nil, errInvalidToken
+	}
+	scopes := strings.Fields(info.Scope)
+	if !slices.Contains(scopes, scopeMCP) {
+		return nil, errInsufficientScope
+	}
+	return &Identity{User: info.User, ClientID: info.ClientID, Scopes: scopes}, nil
+}
+
+// lookupAccess finds a live access token by its hash.
+func (s *Server) lookupAccess(ctx context.Context, sum [32]byte) (*accessInfo, error) {
+	now := s.now()
+	info, gen := s.cache.get(sum, now)
+	if info != nil {
+		return info, nil
+	}
+	info, err := s.store.lookupAccess(ctx, sum[:], now)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(sum, info, info.ExpiresAt, gen)
+	return info, nil
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// challenges builds the WWW-Authenticate values once.
+func (s *Server) buildChallenges() {
+	rm := `resource_metadata="` + s.prmURL + `"`
+	sc := `scope="` + scopeMCP + `"`
+	s.challengeMissing = "Bearer " + rm + ", " + sc
+	s.challengeInvalid = `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked", ` + rm + ", " + sc
+	s.challengeScope = `Bearer error="insufficient_scope", error_description="the mcp scope is required", ` + rm + ", " + sc
+}
+
+// hostAllowed implements DNS-rebinding protection: a request that arrived
+// on a loopback address must name a loopback host or the base URL's host.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || la == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(la.String())
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return true
+	}
+	if strings.EqualFold(r.Host, s.baseHost) {
+		return true
+	}
+	return isLoopbackHost(hostOnly(r.Host))
+}
+
+// hostOnly strips the port from a Host header value.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+}
+
+// isLoopbackHost reports whether host (without port) is localhost or a
+// loopback IP literal.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// originAllowed reports whether a browser origin may call the MCP, token,
+// registration and revocation endpoints.
+func (s *Server) originAllowed(origin string) bool {
+	o := strings.ToLower(strings.TrimSuffix(origin, "/"))
+	return o == s.origin || slices.Contains(s.allowedOrigins, o)
+}
+
+// setCORS sets the CORS response headers for an allowed origin.
+func setCORS(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version")
+	h.Set("Access-Control-Max-Age", "600")
+}
+
+// cors adds CORS headers for allowed origins to the OAuth endpoints that
+// browser-based clients call (/token, /register, /revoke). A nil h answers
+// only the preflight.
+func (s *Server) cors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && s.originAllowed(origin) {
+			setCORS(w.Header(), origin)
+		}
+		if h == nil || r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,281 @@
+package mcpauth_test
+
+import (
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
+	"github.com/mcpgen/create-mcp-server/runtime/userfile"
+)
+
+// flowServer is a running mcpauth server with one user, alice.
+type flowServer struct {
+	URL       string
+	UsersPath string
+	Server    *mcpauth.Server
+}
+
+const (
+	flowUser     = "alice"
+	flowPassword = "correct horse battery staple"
+)
+
+// whoami is what the test tool returns.
+type whoami struct {
+	User     string   `json:"user"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+}
+
+// newFlowServer starts a server on a real SQLite file with a whoami tool.
+func newFlowServer(t *testing.T, cfg mcpauth.Config) *flowServer {
+	t.Helper()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.txt")
+	if err := userfile.Add(users, flowUser, flowPassword); err != nil {
+		t.Fatal(err)
+	}
+	ms := server.NewMCPServer("flow-test", "1.0.0", server.WithToolCapabilities(false))
+	ms.AddTool(mcp.NewTool("whoami", mcp.WithDescription("who is calling"), mcp.WithReadOnlyHintAnnotation(true)),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			id, ok := mcpauth.IdentityFromContext(ctx)
+			if !ok {
+				return mcp.NewToolResultError("no identity"), nil
+			}
+			b, _ := json.Marshal(whoami{id.User, id.ClientID, id.Scopes})
+			return mcp.NewToolResultText(string(b)), nil
+		})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Listener.Close()
+	ts.Listener = ln
+	cfg.BaseURL = "http://" + ln.Addr().String()
+	cfg.DBPath = filepath.Join(dir, "auth.db")
+	cfg.UsersPath = users
+	s, err := mcpauth.New(cfg, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = s
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return &flowServer{URL: cfg.BaseURL, UsersPath: users, Server: s}
+}
+
+var (
+	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+	formAction  = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+)
+
+// login signs in headlessly through the HTML form the way a browser would:
+// GET the authorization URL with a cookie jar, POST the form with the
+// hidden fields, and return the 303's Location without following it.
+func login(t *testing.T, authURL, username, password string) *url.URL {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, err := hc.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET authorize: %s\n%s", resp.Status, page)
+	}
+	for _, name := range []string{`name="username"`, `name="password"`, `value="deny"`} {
+		if !strings.Contains(string(page), name) {
+			t.Fatalf("login page lacks %s:\n%s", name, page)
+		}
+	}
+	form := url.Values{"username": {username}, "password": {password}, "action": {"approve"}}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	m := formAction.FindStringSubmatch(string(page))
+	if m == nil {
+		t.Fatalf("no form in login page:\n%s", page)
+	}
+	action, err := resp.Request.URL.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = hc.PostForm(action.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST login: %s, want 303\n%s", resp.Status, body)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// TestFlowMCPGoClient runs the whole flow with mcp-go's own OAuth client:
+// discovery from the 401, dynamic registration, PKCE, sign-in through the
+// HTML form, the code exchange, tools/list, tools/call seeing the signed-in
+// user, and a refresh.
+func TestFlowMCPGoClient(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		version  string // "" means the client's default (2026-07-28)
+		wantVers string
+	}{
+		{"2026-07-28", "", mcp.LATEST_PROTOCOL_VERSION},
+		{"2025-11-25", "2025-11-25", "2025-11-25"},
+		{"2025-06-18", "2025-06-18", "2025-06-18"},
+		{"2025-03-26", "2025-03-26", "2025-03-26"},
+		{"2024-11-05", "2024-11-05", "2024-11-05"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFlowServer(t, mcpauth.Config{})
+			ctx := t.Context()
+			tokens := client.NewMemoryTokenStore()
+			const redirectURI = "http://127.0.0.1:43127/callback"
+			tr, err := transport.NewStreamableHTTP(fs.URL+"/mcp", transport.WithHTTPOAuth(client.OAuthConfig{
+				RedirectURI: redirectURI,
+				Scopes:      []string{"mcp"},
+				TokenStore:  tokens,
+				PKCEEnabled: true,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opts []client.ClientOption
+			if tc.version != "" {
+				opts = append(opts, client.WithProtocolVersion(tc.version))
+			}
+			c := client.NewClient(tr, opts...)
+			defer c.Close()
+			if err := c.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			_, err = c.Initialize(ctx, mcp.InitializeRequest{})
+			if !client.IsOAuthAuthorizationRequiredError(err) {
+				t.Fatalf("first Initialize: %v, want an OAuth authorization-required error", err)
+			}
+			h := client.GetOAuthHandler(err)
+			if err := h.RegisterClient(ctx, "flow test"); err != nil {
+				t.Fatalf("RegisterClient: %v", err)
+			}
+			verifier, err := client.GenerateCodeVerifier()
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, err := client.GenerateState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			authURL, err := h.GetAuthorizationURL(ctx, state, client.GenerateCodeChallenge(verifier))
+			if err != nil {
+				t.Fatalf("GetAuthorizationURL: %v", err)
+			}
+
+			loc := login(t, authURL, flowUser, flowPassword)
+			if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
+				t.Fatalf("redirected to %s, want %s", got, redirectURI)
+			}
+			q := loc.Query()
+			if q.Get("state") != state || q.Get("iss") != fs.URL || q.Get("code") == "" {
+				t.Fatalf("redirect query %v: want code, state %q, iss %q", q, state, fs.URL)
+			}
+			if err := h.ProcessAuthorizationResponse(ctx, q.Get("code"), q.Get("state"), verifier); err != nil {
+				t.Fatalf("ProcessAuthorizationResponse: %v", err)
+			}
+
+			res, err := c.Initialize(ctx, mcp.InitializeRequest{})
+			if err != nil {
+				t.Fatalf("Initialize after sign-in: %v", err)
+			}
+			if res.ProtocolVersion != tc.wantVers {
+				t.Errorf("protocol version %q, want %q", res.ProtocolVersion, tc.wantVers)
+			}
+			tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				t.Fatalf("ListTools: %v", err)
+			}
+			if len(tools.Tools) != 1 || tools.Tools[0].Name != "whoami" {
+				t.Fatalf("tools/list = %+v, want whoami", tools.Tools)
+			}
+			who := callWhoami(t, c)
+			if who.User != flowUser || who.ClientID != h.GetClientID() || len(who.Scopes) != 1 || who.Scopes[0] != "mcp" {
+				t.Fatalf("whoami = %+v, want user %s, client %s, scopes [mcp]", who, flowUser, h.GetClientID())
+			}
+
+			// Refresh: the client refreshes proactively once its copy has expired.
+			old, err := tokens.GetToken(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expired := *old
+			expired.ExpiresAt = time.Now().Add(-time.Minute)
+			if err := tokens.SaveToken(ctx, &expired); err != nil {
+				t.Fatal(err)
+			}
+			if who := callWhoami(t, c); who.User != flowUser {
+				t.Fatalf("whoami after refresh = %+v", who)
+			}
+			cur, err := tokens.GetToken(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.AccessToken == old.AccessToken || cur.RefreshToken == old.RefreshToken || cur.RefreshToken == "" {
+				t.Fatalf("refresh did not rotate both tokens")
+			}
+		})
+	}
+}
+
+func callWhoami(t *testing.T, c *client.Client) whoami {
+	t.Helper()
+	res, err := c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "whoami"}})
+	if err != nil {
+		t.Fatalf("tools/call whoami: %v", err)
+	}
+	if res.IsError || len(res.Content) != 1 {
+		t.Fatalf("tools/call whoami: %+v", res)
+	}
+	text, ok := res.Content[0].(mcp.TextContent)
+	if !ok {
+		t.Fatalf("tools/call whoami content %T", res.Content[0])
+	}
+	var w whoami
+	if err := json.Unmarshal([]byte(text.Text), &w); err != nil {
+		t.Fatalf("whoami result %q: %v", text.Text, err)
+	}
+	return w
+}

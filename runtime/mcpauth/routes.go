@@ -1,0 +1,26 @@
+package mcpauth
+
+import "net/http"
+
+// routes lists every endpoint once.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, p := range []string{prmPath, prmPath + "/", prmPathMCP, prmPathMCP + "/"} {
+		mux.HandleFunc("GET "+p, s.handlePRM) // GET also matches HEAD
+		mux.HandleFunc("OPTIONS "+p, s.handlePRM)
+	}
+	mux.HandleFunc("GET "+asMetadataPath, s.handleASMetadata)
+	mux.HandleFunc("OPTIONS "+asMetadataPath, s.handleASMetadata)
+
+	mux.Handle("POST /register", s.cors(http.HandlerFunc(s.handleRegister)))
+	mux.Handle("OPTIONS /register", s.cors(nil))
+	mux.HandleFunc("GET /authorize", s.handleAuthorize)
+	mux.HandleFunc("POST /authorize", s.handleLogin)
+	mux.Handle("POST /token", s.cors(http.HandlerFunc(s.handleToken)))
+	mux.Handle("OPTIONS /token", s.cors(nil))
+	mux.Handle("POST /revoke", s.cors(http.HandlerFunc(s.handleRevoke)))
+	mux.Handle("OPTIONS /revoke", s.cors(nil))
+
+	mux.Handle("/mcp", s.bearer(s.mcpHandler))
+	return mux
+}

@@ -1,0 +1,602 @@
+package mcpauth
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The SQLite store. Every connection gets the pragmas from the DSN: WAL (so
+// readers never block the writer), a busy timeout, synchronous=FULL (a commit
+// that was acknowledged survives power loss: a consumed code or a rotated
+// refresh token never comes back), foreign keys, and BEGIN IMMEDIATE for
+// every transaction (a deferred read-then-write upgrade fails with
+// SQLITE_BUSY in WAL mode regardless of the busy timeout).
+
+// dsnParams are appended to the database path.
+const dsnParams = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)" +
+	"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+// migrations are the schema steps, numbered from 1 by their index + 1. The
+// database records how many have run in PRAGMA user_version. Steps are
+// forward-only and never edited once released: add a new step instead.
+var migrations = []string{
+	// 1: clients, codes, grants, tokens.
+	`CREATE TABLE clients (
+		id             TEXT PRIMARY KEY,
+		secret_hash    BLOB,
+		auth_method    TEXT NOT NULL,
+		redirect_uris  TEXT NOT NULL,
+		grant_types    TEXT NOT NULL,
+		response_types TEXT NOT NULL,
+		client_name    TEXT NOT NULL DEFAULT '',
+		scope          TEXT NOT NULL DEFAULT '',
+		created_at     INTEGER NOT NULL
+	);
+	CREATE TABLE codes (
+		hash           BLOB PRIMARY KEY,
+		grant_id       TEXT NOT NULL,
+		client_id      TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+		username       TEXT NOT NULL,
+		redirect_uri   TEXT NOT NULL,
+		code_challenge TEXT NOT NULL,
+		scope          TEXT NOT NULL,
+		resource       TEXT NOT NULL,
+		stamp          TEXT NOT NULL,
+		created_at     INTEGER NOT NULL,
+		expires_at     INTEGER NOT NULL,
+		used_at        INTEGER
+	) WITHOUT ROWID;
+	CREATE TABLE grants (
+		id         TEXT PRIMARY KEY,
+		client_id  TEXT NOT NULL,
+		username   TEXT NOT NULL,
+		scope      TEXT NOT NULL,
+		resource   TEXT NOT NULL,
+		stamp      TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		revoked_at INTEGER
+	);
+	CREATE TABLE tokens (
+		hash       BLOB PRIMARY KEY,
+		kind       INTEGER NOT NULL,
+		grant_id   TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
+		scope      TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		used_at    INTEGER,
+		revoked_at INTEGER
+	) WITHOUT ROWID;
+	CREATE INDEX tokens_grant ON tokens(grant_id);`,
+
+	// 2: server settings (the refresh-rotation key) and indexes for cleanup.
+	`CREATE TABLE settings (
+		name  TEXT PRIMARY KEY,
+		value BLOB NOT NULL
+	);
+	CREATE INDEX tokens_expires ON tokens(expires_at);
+	CREATE INDEX codes_expires ON codes(expires_at);
+	CREATE INDEX grants_expires ON grants(expires_at);`,
+}
+
+// Token kinds in the tokens table.
+const (
+	kindAccess  = 1
+	kindRefresh = 2
+)
+
+// sqliteStore implements store on a SQLite file.
+type sqliteStore struct {
+	db  *sql.DB
+	key []byte
+
+	lookupAccessStmt *sql.Stmt
+}
+
+var _ store = (*sqliteStore)(nil)
+
+// openSQLite opens (creating it with mode 0600 if needed) and migrates the
+// database at path.
+func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
+	return openSQLiteAt(ctx, path, len(migrations))
+}
+
+// openSQLiteAt is openSQLite migrating only up to version; tests use it to
+// build databases at earlier schema versions.
+func openSQLiteAt(ctx context.Context, path string, version int) (*sqliteStore, error) {
+	db, err := openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &sqliteStore{db: db}
+	if err := s.init(ctx, version); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// openDB opens the file with the pragmas and checks they took effect.
+func openDB(path string) (*sql.DB, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("database path %q: must not contain '?' or '#'", path)
+	}
+	// Create the file ourselves so that it (and the -wal and -shm files,
+	// which SQLite creates with the database's mode) is private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", path+dsnParams)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	if err := checkPragmas(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// checkPragmas verifies the connection settings the store's guarantees rest on.
+func checkPragmas(db *sql.DB) error {
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal_mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("journal_mode is %q, want wal (is the file on a network filesystem?)", mode)
+	}
+	var syncMode, fk, timeout int
+	if err := db.QueryRow("PRAGMA synchronous").Scan(&syncMode); err != nil {
+		return fmt.Errorf("read synchronous: %w", err)
+	}
+	if syncMode != 2 {
+		return fmt.Errorf("synchronous is %d, want 2 (FULL)", syncMode)
+	}
+	if err := db.QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("read foreign_keys: %w", err)
+	}
+	if fk != 1 {
+		return errors.New("foreign_keys is off")
+	}
+	if err := db.QueryRow("PRAGMA busy_timeout").Scan(&timeout); err != nil {
+		return fmt.Errorf("read busy_timeout: %w", err)
+	}
+	if timeout <= 0 {
+		return errors.New("busy_timeout is not set")
+	}
+	return nil
+}
+
+// init migrates to version, loads the rotation key and prepares statements.
+func (s *sqliteStore) init(ctx context.Context, version int) error {
+	if err := migrate(ctx, s.db, version); err != nil {
+		return err
+	}
+	if version < 2 {
+		return nil // test databases at old versions are not used as stores
+	}
+	if err := s.loadKey(ctx); err != nil {
+		return err
+	}
+	var err error
+	s.lookupAccessStmt, err = s.db.PrepareContext(ctx, `
+		SELECT g.id, g.client_id, g.username, t.scope, g.resource, g.stamp, t.expires_at
+		FROM tokens t JOIN grants g ON g.id = t.grant_id
+		WHERE t.hash = ? AND t.kind = 1 AND t.revoked_at IS NULL AND t.expires_at > ?
+		  AND g.revoked_at IS NULL`)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	return nil
+}
+
+// migrate runs the steps after the database's user_version, up to version,
+// each in its own transaction together with the version bump.
+func migrate(ctx context.Context, db *sql.DB, version int) error {
+	for {
+		done, err := migrateStep(ctx, db, version)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+func migrateStep(ctx context.Context, db *sql.DB, version int) (done bool, err error) {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: concurrent starts serialize
+	if err != nil {
+		return false, fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var current int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return false, fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return false, fmt.Errorf("schema version %d is newer than this program knows (%d); upgrade the server", current, len(migrations))
+	}
+	if current >= version {
+		return true, nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[current]); err != nil {
+		return false, fmt.Errorf("migrate to schema version %d: %w", current+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", current+1)); err != nil {
+		return false, fmt.Errorf("set schema version %d: %w", current+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migrate to schema version %d: %w", current+1, err)
+	}
+	return false, nil
+}
+
+// loadKey reads the refresh-rotation key, creating it on first run.
+func (s *sqliteStore) loadKey(ctx context.Context) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, "SELECT value FROM settings WHERE name = 'rotation_key'").Scan(&s.key)
+		if err == nil && len(s.key) == 32 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read rotation key: %w", err)
+		}
+		s.key = make([]byte, 32)
+		rand.Read(s.key)
+		_, err = tx.ExecContext(ctx, "INSERT OR REPLACE INTO settings(name, value) VALUES ('rotation_key', ?)", s.key)
+		return err
+	})
+}
+
+func (s *sqliteStore) rotationKey() []byte { return s.key }
+
+func (s *sqliteStore) close() error {
+	if s.lookupAccessStmt != nil {
+		s.lookupAccessStmt.Close()
+	}
+	return s.db.Close()
+}
+
+// isBusy reports whether err is SQLite's "database is locked" family.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction, retrying with jitter while
+// the database is busy, and returns errBusy if it stays busy.
+func (s *sqliteStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	const attempts = 4
+	var err error
+	for i := range attempts {
+		if i > 0 {
+			d := time.Duration(10+mrand.IntN(40)) * time.Millisecond << i
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err = s.tryWrite(ctx, fn)
+		if err == nil || !isBusy(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %v", errBusy, err)
+}
+
+func (s *sqliteStore) tryWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v) }
+
+func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
+	uris, _ := json.Marshal(c.RedirectURIs)
+	grants, _ := json.Marshal(c.GrantTypes)
+	resp, _ := json.Marshal(c.ResponseTypes)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO clients
+			(id, secret_hash, auth_method, redirect_uris, grant_types, response_types, client_name, scope, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.SecretHash, c.AuthMethod, string(uris), string(grants), string(resp), c.Name, c.Scope, ms(c.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert client: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *sqliteStore) getClient(ctx context.Context, id string) (*client, error) {
+	var c client
+	var uris, grants, resp string
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, auth_method, redirect_uris, grant_types,
+		response_types, client_name, scope, created_at FROM clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &c.AuthMethod, &uris, &grants, &resp, &c.Name, &c.Scope, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read client: %w", err)
+	}
+	if err := errors.Join(json.Unmarshal([]byte(uris), &c.RedirectURIs),
+		json.Unmarshal([]byte(grants), &c.GrantTypes),
+		json.Unmarshal([]byte(resp), &c.ResponseTypes)); err != nil {
+		return nil, fmt.Errorf("decode client %s: %w", id, err)
+	}
+	c.CreatedAt = fromMS(created)
+	return &c, nil
+}
+
+func (s *sqliteStore) createCode(ctx context.Context, c *authCode, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO codes
+			(hash, grant_id, client_id, username, redirect_uri, code_challenge, scope, resource, stamp, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Hash, c.GrantID, c.ClientID, c.User, c.RedirectURI, c.CodeChallenge, c.Scope, c.Resource, c.Stamp,
+			ms(now), ms(c.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("insert code: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *sqliteStore) getCode(ctx context.Context, hash []byte) (*authCode, error) {
+	var c authCode
+	var expires int64
+	var used sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT hash, grant_id, client_id, username, redirect_uri, code_challenge,
+		scope, resource, stamp, expires_at, used_at FROM codes WHERE hash = ?`, hash).
+		Scan(&c.Hash, &c.GrantID, &c.ClientID, &c.User, &c.RedirectURI, &c.CodeChallenge,
+			&c.Scope, &c.Resource, &c.Stamp, &expires, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read code: %w", err)
+	}
+	c.ExpiresAt = fromMS(expires)
+	c.Used = used.Valid
+	return &c, nil
+}
+
+func (s *sqliteStore) redeemCode(ctx context.Context, hash []byte, g *grant, t *issued, now time.Time) (bool, error) {
+	var ok bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		ok = false
+		res, err := tx.ExecContext(ctx,
+			`UPDATE codes SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?`,
+			ms(now), hash, ms(now))
+		if err != nil {
+			return fmt.Errorf("consume code: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err // already used (or expired meanwhile): nothing issued
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO grants
+			(id, client_id, username, scope, resource, stamp, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			g.ID, g.ClientID, g.User, g.Scope, g.Resource, g.Stamp, ms(now), ms(g.ExpiresAt)); err != nil {
+			return fmt.Errorf("insert grant: %w", err)
+		}
+		if err := insertPair(ctx, tx, g.ID, g.Scope, t, now); err != nil {
+			return err
+		}
+		ok = true
+		return nil
+	})
+	return ok, err
+}
+
+// insertPair stores an access token and, if t has one, a refresh token.
+func insertPair(ctx context.Context, tx *sql.Tx, grantID, grantScope string, t *issued, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, scope, created_at, expires_at)
+		VALUES (?, 1, ?, ?, ?, ?)`, t.AccessHash, grantID, t.AccessScope, ms(now), ms(t.AccessExpires)); err != nil {
+		return fmt.Errorf("insert access token: %w", err)
+	}
+	if t.RefreshHash == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, scope, created_at, expires_at)
+		VALUES (?, 2, ?, ?, ?, ?)`, t.RefreshHash, grantID, grantScope, ms(now), ms(t.RefreshExpires)); err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) revokeGrant(ctx context.Context, grantID string, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(now), grantID)
+		if err != nil {
+			return fmt.Errorf("revoke grant: %w", err)
+		}
+		return nil
+	})
+}
+
+const selectRefresh = `SELECT t.hash, t.expires_at, t.used_at, t.revoked_at IS NOT NULL OR g.revoked_at IS NOT NULL,
+	g.id, g.client_id, g.username, g.scope, g.resource, g.stamp, g.created_at, g.expires_at
+	FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ? AND t.kind = 2`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanRefresh(row rowScanner) (*refreshInfo, error) {
+	var r refreshInfo
+	var expires, gCreated, gExpires int64
+	var used sql.NullInt64
+	err := row.Scan(&r.Hash, &expires, &used, &r.Revoked, &r.Grant.ID, &r.Grant.ClientID, &r.Grant.User,
+		&r.Grant.Scope, &r.Grant.Resource, &r.Grant.Stamp, &gCreated, &gExpires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read refresh token: %w", err)
+	}
+	r.ExpiresAt = fromMS(expires)
+	if used.Valid {
+		r.UsedAt = fromMS(used.Int64)
+	}
+	r.Grant.CreatedAt = fromMS(gCreated)
+	r.Grant.ExpiresAt = fromMS(gExpires)
+	return &r, nil
+}
+
+func (s *sqliteStore) getRefresh(ctx context.Context, hash []byte) (*refreshInfo, error) {
+	return scanRefresh(s.db.QueryRowContext(ctx, selectRefresh, hash))
+}
+
+func (s *sqliteStore) rotateRefresh(ctx context.Context, oldHash []byte, t *issued, grace time.Duration, now time.Time) (rotation, error) {
+	var out rotation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		old, err := scanRefresh(tx.QueryRowContext(ctx, selectRefresh, oldHash))
+		if errors.Is(err, errNotFound) {
+			out = dead
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if old.Revoked || !now.Before(old.ExpiresAt) || !now.Before(old.Grant.ExpiresAt) {
+			out = dead
+			return nil
+		}
+		if old.UsedAt.IsZero() {
+			if _, err := tx.ExecContext(ctx, `UPDATE tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
+				ms(now), oldHash); err != nil {
+				return fmt.Errorf("rotate refresh token: %w", err)
+			}
+			if err := insertPair(ctx, tx, old.Grant.ID, old.Grant.Scope, t, now); err != nil {
+				return err
+			}
+			out = rotated
+			return nil
+		}
+		// Used before: a retry is allowed while the successor is unused and
+		// the grace has not passed; anything else is reuse.
+		var succUsed sql.NullInt64
+		var succRevoked bool
+		err = tx.QueryRowContext(ctx, `SELECT used_at, revoked_at IS NOT NULL FROM tokens WHERE hash = ? AND kind = 2`,
+			t.RefreshHash).Scan(&succUsed, &succRevoked)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read successor refresh token: %w", err)
+		}
+		if err == nil && !succUsed.Valid && !succRevoked && now.Sub(old.UsedAt) <= grace {
+			t2 := *t
+			t2.RefreshHash = nil // the successor exists; only a new access token
+			if err := insertPair(ctx, tx, old.Grant.ID, old.Grant.Scope, &t2, now); err != nil {
+				return err
+			}
+			out = retried
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+			ms(now), old.Grant.ID); err != nil {
+			return fmt.Errorf("revoke grant: %w", err)
+		}
+		out = reused
+		return nil
+	})
+	return out, err
+}
+
+func (s *sqliteStore) lookupAccess(ctx context.Context, hash []byte, now time.Time) (*accessInfo, error) {
+	var a accessInfo
+	var expires int64
+	err := s.lookupAccessStmt.QueryRowContext(ctx, hash, ms(now)).
+		Scan(&a.GrantID, &a.ClientID, &a.User, &a.Scope, &a.Resource, &a.Stamp, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up access token: %w", err)
+	}
+	a.ExpiresAt = fromMS(expires)
+	return &a, nil
+}
+
+func (s *sqliteStore) revokeToken(ctx context.Context, hash []byte, clientID string, now time.Time) (string, error) {
+	var affected string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		affected = ""
+		var kind int
+		var grantID, owner string
+		err := tx.QueryRowContext(ctx, `SELECT t.kind, g.id, g.client_id FROM tokens t JOIN grants g ON g.id = t.grant_id
+			WHERE t.hash = ?`, hash).Scan(&kind, &grantID, &owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read token: %w", err)
+		}
+		if owner != clientID {
+			return nil
+		}
+		affected = grantID
+		if kind == kindRefresh {
+			_, err = tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(now), grantID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL`, ms(now), hash)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		return nil
+	})
+	return affected, err
+}
+
+// cleanup deletes expired tokens, codes past their expiry (consumed ones
+// included: they are kept until then so a replay can still revoke), and
+// grants that are revoked, expired or have no tokens left.
+func (s *sqliteStore) cleanup(ctx context.Context, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM codes WHERE expires_at <= ?1`,
+			`DELETE FROM grants WHERE expires_at <= ?1 OR revoked_at IS NOT NULL`,
+			`DELETE FROM tokens WHERE expires_at <= ?1`,
+			`DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = grants.id)
+				AND NOT EXISTS (SELECT 1 FROM codes c WHERE c.grant_id = grants.id)`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, ms(now)); err != nil {
+				return fmt.Errorf("cleanup: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,367 @@
+package mcpauth
+
+// The token endpoint: RFC 6749 §3.2 and §4.1.3 (authorization_code), §6
+// (refresh_token), as profiled by OAuth 2.1; RFC 7636 §4.6 PKCE
+// verification; RFC 8707 resource.
+//
+// Codes are single use: one conditional UPDATE consumes a code inside the
+// transaction that stores its tokens. Requests that fail (wrong client,
+// redirect URI, verifier, resource) leave the code alone. A replay by the
+// right client with the right verifier revokes the grant the code created;
+// a replay by someone holding only the code just fails.
+//
+// Refresh tokens always rotate. The successor is derived from the presented
+// token with a server key (HMAC), so a client that retries a refresh (real
+// clients refresh concurrently) gets the same successor, plus a new access
+// token, as long as the successor has not been used and RefreshGrace has not
+// passed. Reuse after that revokes the whole grant (RFC 9700 §4.14.2).
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+const maxTokenBody = 64 << 10
+
+// tokenResponse is the RFC 6749 §5.1 success body.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.token(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, error) {
+	form, err := readForm(w, r, maxTokenBody)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.authenticateClient(r, form)
+	if err != nil {
+		return nil, err
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case "authorization_code":
+		return s.exchangeCode(r.Context(), c, form)
+	case "refresh_token":
+		if !slices.Contains(c.GrantTypes, "refresh_token") {
+			return nil, errorf("unauthorized_client", "the client is not registered for the refresh_token grant")
+		}
+		return s.refresh(r.Context(), c, form)
+	case "":
+		return nil, errorf("invalid_request", "grant_type is required")
+	default:
+		return nil, errorf("unsupported_grant_type", "only authorization_code and refresh_token are supported")
+	}
+}
+
+// readForm reads an application/x-www-form-urlencoded POST body, refusing
+// other content types and repeated parameters. The query string is ignored.
+func readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, errorf("invalid_request", "the body must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &oauthError{Code: "invalid_request", Description: "the body is too large", Status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, errorf("invalid_request", "the body could not be read")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errorf("invalid_request", "the body is not valid form encoding")
+	}
+	for k, v := range form {
+		if len(v) > 1 {
+			return nil, errorf("invalid_request", "the parameter "+k+" is repeated")
+		}
+	}
+	return form, nil
+}
+
+// authenticateClient identifies the client: client_secret_basic
+// (Authorization: Basic), client_secret_post (client_id and client_secret in
+// the body), or none (client_id only). Confidential clients may use either
+// secret method; public clients must not present a secret (an empty
+// client_secret counts as none).
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, error) {
+	id, secret := form.Get("client_id"), form.Get("client_secret")
+	basic := false
+	if h := r.Header.Get("Authorization"); h != "" {
+		basic = true
+		bid, bsecret, ok := parseBasic(h)
+		if !ok {
+			return nil, &oauthError{Code: "invalid_client", Description: "malformed Basic credentials", Status: http.StatusUnauthorized, basic: true}
+		}
+		if secret != "" || (id != "" && id != bid) {
+			return nil, errorf("invalid_request", "use one client authentication method")
+		}
+		id, secret = bid, bsecret
+	}
+	fail := &oauthError{Code: "invalid_client", Description: "client authentication failed", Status: http.StatusUnauthorized, basic: basic}
+	if id == "" {
+		return nil, fail
+	}
+	c, err := s.lookupClient(r.Context(), id)
+	if err != nil {
+		if _, ok := err.(*pageError); ok {
+			return nil, fail
+		}
+		return nil, serverError(err)
+	}
+	if c == nil {
+		return nil, fail
+	}
+	if c.SecretHash == nil {
+		if secret != "" || basic {
+			return nil, fail
+		}
+		return c, nil
+	}
+	if secret == "" || subtle.ConstantTimeCompare(hashSecret(secret), c.SecretHash) != 1 {
+		return nil, fail
+	}
+	return c, nil
+}
+
+// parseBasic decodes RFC 6749 §2.3.1 Basic credentials: base64 of
+// urlencoded(id):urlencoded(secret).
+func parseBasic(h string) (id, secret string, ok bool) {
+	scheme, enc, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
+	if err != nil {
+		return "", "", false
+	}
+	rid, rsecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(rid); err != nil {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(rsecret); err != nil {
+		return "", "", false
+	}
+	return id, secret, id != ""
+}
+
+var errBadGrant = errorf("invalid_grant", "the authorization code is invalid, expired or already used")
+
+func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (*tokenResponse, error) {
+	code := form.Get("code")
+	if code == "" {
+		return nil, errorf("invalid_request", "code is required")
+	}
+	if len(code) != 43 {
+		return nil, errBadGrant
+	}
+	ac, err := s.store.getCode(ctx, hashSecret(code))
+	if errors.Is(err, errNotFound) {
+		return nil, errBadGrant
+	}
+	if err != nil {
+		return nil, serverError(err)
+	}
+	// Checks that leave the code unconsumed.
+	if ac.ClientID != c.ID {
+		return nil, errBadGrant
+	}
+	if form.Get("redirect_uri") != ac.RedirectURI {
+		return nil, errorf("invalid_grant", "redirect_uri does not match the authorization request")
+	}
+	if !verifyPKCE(form.Get("code_verifier"), ac.CodeChallenge) {
+		return nil, errorf("invalid_grant", "code_verifier does not match the code_challenge")
+	}
+	if res, ok := form["resource"]; ok && !resourceMatches(res[0], ac.Resource) {
+		return nil, errorf("invalid_target", "resource does not match the authorization request")
+	}
+	now := s.now()
+	if ac.Used {
+		// Replay by the legitimate client: the code may have been stolen;
+		// revoke everything it produced (RFC 6749 §4.1.2).
+		if err := s.revokeGrant(ctx, ac.GrantID, now); err != nil {
+			return nil, serverError(err)
+		}
+		return nil, errBadGrant
+	}
+	if !now.Before(ac.ExpiresAt) {
+		return nil, errBadGrant
+	}
+	if !s.userCurrent(ac.User, ac.Stamp) {
+		return nil, errorf("invalid_grant", "the user's account has changed; sign in again")
+	}
+	access, refresh := newSecret(), ""
+	t := &issued{AccessHash: hashSecret(access), AccessScope: ac.Scope, AccessExpires: now.Add(s.cfg.AccessTTL)}
+	if slices.Contains(c.GrantTypes, "refresh_token") {
+		refresh = newSecret()
+		t.RefreshHash = hashSecret(refresh)
+		t.RefreshExpires = now.Add(s.cfg.RefreshTTL)
+	}
+	g := &grant{ID: ac.GrantID, ClientID: c.ID, User: ac.User, Scope: ac.Scope, Resource: ac.Resource,
+		Stamp: ac.Stamp, ExpiresAt: now.Add(s.maxGrantAge())}
+	ok, err := s.store.redeemCode(ctx, ac.Hash, g, t, now)
+	if err != nil {
+		return nil, serverError(err)
+	}
+	if !ok {
+		// Redeemed concurrently by the same client and verifier: a replay.
+		if err := s.revokeGrant(ctx, ac.GrantID, now); err != nil {
+			return nil, serverError(err)
+		}
+		return nil, errBadGrant
+	}
+	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
+		RefreshToken: refresh, Scope: ac.Scope}, nil
+}
+
+// maxGrantAge bounds how long rotation can keep a grant alive.
+func (s *Server) maxGrantAge() time.Duration {
+	return max(365*24*time.Hour, s.cfg.RefreshTTL)
+}
+
+// verifyPKCE checks an RFC 7636 code_verifier against an S256 challenge.
+func verifyPKCE(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	for i := 0; i < len(verifier); i++ {
+		b := verifier[i]
+		if !isBase64URL(b) && b != '.' && b != '~' {
+			return false
+		}
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	got := base64.RawURLEncoding.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
+}
+
+// userCurrent reports whether user still exists with the password they had
+// when stamp was taken.
+func (s *Server) userCurrent(user, stamp string) bool {
+	cur, ok, err := s.users.Stamp(user)
+	if err != nil {
+		s.log.Error("read users file", "error", err)
+		return false
+	}
+	return ok && cur == stamp
+}
+
+var errBadRefresh = errorf("invalid_grant", "the refresh token is invalid, expired or revoked")
+
+func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*tokenResponse, error) {
+	rt := form.Get("refresh_token")
+	if rt == "" {
+		return nil, errorf("invalid_request", "refresh_token is required")
+	}
+	if len(rt) != 43 {
+		return nil, errBadRefresh
+	}
+	hash := hashSecret(rt)
+	info, err := s.store.getRefresh(ctx, hash)
+	if errors.Is(err, errNotFound) {
+		return nil, errBadRefresh
+	}
+	if err != nil {
+		return nil, serverError(err)
+	}
+	if info.Grant.ClientID != c.ID {
+		return nil, errBadRefresh
+	}
+	now := s.now()
+	if info.Revoked || !now.Before(info.ExpiresAt) || !now.Before(info.Grant.ExpiresAt) {
+		return nil, errBadRefresh
+	}
+	granted := strings.Fields(info.Grant.Scope)
+	scope := info.Grant.Scope
+	if sc, ok := form["scope"]; ok {
+		req := strings.Fields(sc[0])
+		if len(req) == 0 {
+			return nil, errorf("invalid_scope", "scope is empty")
+		}
+		var narrowed []string
+		for _, x := range req {
+			if !slices.Contains(granted, x) {
+				return nil, errorf("invalid_scope", "scope exceeds what was granted")
+			}
+			if !slices.Contains(narrowed, x) {
+				narrowed = append(narrowed, x)
+			}
+		}
+		scope = strings.Join(narrowed, " ")
+	}
+	if res, ok := form["resource"]; ok && !resourceMatches(res[0], info.Grant.Resource) {
+		return nil, errorf("invalid_target", "resource does not match the grant")
+	}
+	if !s.userCurrent(info.Grant.User, info.Grant.Stamp) {
+		if err := s.revokeGrant(ctx, info.Grant.ID, now); err != nil {
+			return nil, serverError(err)
+		}
+		return nil, errorf("invalid_grant", "the user's account has changed; sign in again")
+	}
+	access, next := newSecret(), s.successor(rt)
+	t := &issued{
+		AccessHash: hashSecret(access), AccessScope: scope, AccessExpires: now.Add(s.cfg.AccessTTL),
+		RefreshHash: hashSecret(next), RefreshExpires: minTime(now.Add(s.cfg.RefreshTTL), info.Grant.ExpiresAt),
+	}
+	out, err := s.store.rotateRefresh(ctx, hash, t, s.cfg.RefreshGrace, now)
+	if err != nil {
+		return nil, serverError(err)
+	}
+	switch out {
+	case rotated, retried:
+		return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
+			RefreshToken: next, Scope: scope}, nil
+	case reused:
+		s.cache.invalidate()
+		s.log.WarnContext(ctx, "refresh token reused after rotation; grant revoked", "client_id", c.ID, "user", info.Grant.User)
+	}
+	return nil, errBadRefresh
+}
+
+// successor derives the refresh token that replaces rt.
+func (s *Server) successor(rt string) string {
+	m := hmac.New(sha256.New, s.store.rotationKey())
+	m.Write([]byte("mcpauth refresh successor\x00"))
+	m.Write([]byte(rt))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// revokeGrant revokes a grant and drops cached validations.
+func (s *Server) revokeGrant(ctx context.Context, grantID string, now time.Time) error {
+	err := s.store.revokeGrant(ctx, grantID, now)
+	s.cache.invalidate()
+	return err
+}
