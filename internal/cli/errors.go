@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+)
+
+// FlagError is a mistake on the command line: a bad or missing flag or
+// argument. It exits with status 2 and points to --help; every other error
+// is a runtime failure and exits with status 1.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// flagErrorf returns a FlagError with a formatted message.
+func flagErrorf(format string, args ...any) error {
+	return &FlagError{Err: fmt.Errorf(format, args...)}
+}
+
+// ErrCancelled is returned when the user declines the confirmation or
+// interrupts a prompt. Nothing has been written when it is returned.
+var ErrCancelled = errors.New("cancelled; nothing was written")
+
+// Exit statuses.
+const (
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitInterrupt = 130
+)

@@ -1,0 +1,222 @@
+// Package gen turns a set of answers into the files of a new MCP server
+// project, and writes them to disk.
+//
+// The work is split in three steps so that each can be tested alone:
+//
+//   - Answers holds what the user chose (from flags, prompts or defaults) and
+//     Validate checks it before anything else happens.
+//   - Render is a pure function: templates + runtime sources + answers +
+//     generator version in, a sorted list of files out. It never touches disk.
+//   - Write puts rendered files into a directory, refusing to overwrite
+//     anything and leaving nothing behind when it fails.
+//
+// Every project also records how it was made (manifest.go), so that a later
+// generator version can upgrade it.
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"unicode"
+
+	"golang.org/x/mod/module"
+)
+
+// Version is the version of this generator. It is recorded in every
+// generated project's manifest.
+const Version = "0.1.0"
+
+// DefaultTool is the tool generated when no tool names are given, so that a
+// new project always has one working tool to call and copy from.
+const DefaultTool = "echo"
+
+// Answers are the choices that shape a generated project. Flags, prompts,
+// templates and the manifest all share this one struct.
+type Answers struct {
+	// Module is the Go module path of the new project, e.g. "example.com/weather".
+	Module string `json:"module"`
+	// Name is the server name shown to MCP clients.
+	Name string `json:"name"`
+	// Description is a one-line description shown in the README and to clients.
+	Description string `json:"description"`
+	// Tools are the MCP tool names, in the order they were given.
+	Tools []string `json:"tools"`
+}
+
+// Defaults returns the answers used for questions nobody answered, for a
+// project created in dir: module path and server name are dir's base name,
+// and the single tool is DefaultTool.
+func Defaults(dir string) Answers {
+	base := path.Base(strings.ReplaceAll(dir, "\\", "/"))
+	return Answers{
+		Module:      base,
+		Name:        base,
+		Description: DefaultDescription(base),
+		Tools:       []string{DefaultTool},
+	}
+}
+
+// DefaultDescription is the description used when none is given.
+func DefaultDescription(name string) string {
+	return fmt.Sprintf("%s: an MCP server with built-in OAuth 2.1 sign-in", name)
+}
+
+// Validate reports the first problem with a, in the order the questions are
+// asked. Its messages name the offending value and say what is allowed.
+func (a Answers) Validate() error {
+	if err := ValidateModule(a.Module); err != nil {
+		return err
+	}
+	if err := ValidateName(a.Name); err != nil {
+		return err
+	}
+	if err := ValidateDescription(a.Description); err != nil {
+		return err
+	}
+	if _, err := ToolList(a.Tools); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ValidateModule checks a Go module path. It accepts what `go mod init`
+// accepts (module.CheckImportPath), so that a dot-less local path such as
+// "weather" works; module.CheckPath would demand a domain name in the first
+// element, which only matters once the module is published.
+func ValidateModule(mod string) error {
+	if mod == "" {
+		return errors.New("module path: must not be empty")
+	}
+	if err := module.CheckImportPath(mod); err != nil {
+		return fmt.Errorf("module path %q is not valid: %w", mod, errors.Unwrap(err))
+	}
+	if first, _, _ := strings.Cut(mod, "/"); first == "std" || first == "cmd" {
+		return fmt.Errorf("module path %q is not valid: %q is reserved for the Go standard library", mod, first)
+	}
+	return nil
+}
+
+// ValidateName checks the server name shown to clients: any single line of
+// printable text, at most 100 characters.
+func ValidateName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errors.New("server name: must not be empty")
+	case len(name) > 100:
+		return fmt.Errorf("server name %q: must be at most 100 characters", name)
+	case !printable(name):
+		return fmt.Errorf("server name %q: must be a single line of printable text", name)
+	}
+	return nil
+}
+
+// ValidateDescription checks the description: a single line of printable
+// text (it may be empty), at most 300 characters.
+func ValidateDescription(desc string) error {
+	switch {
+	case len(desc) > 300:
+		return errors.New("description: must be at most 300 characters")
+	case !printable(desc):
+		return fmt.Errorf("description %q: must be a single line of printable text", desc)
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// A Tool is one MCP tool of a generated project: the name clients see and
+// the Go name derived from it.
+type Tool struct {
+	// Name is the MCP tool name, e.g. "fetch-page".
+	Name string
+	// Go is the lower camel case Go name, e.g. "fetchPage". Templates only
+	// use it inside longer identifiers (fetchPageTool, fetchPageArgs), so a
+	// tool named "type" or "len" cannot clash with a keyword or a builtin.
+	Go string
+	// Exported is Go with its first letter upper-cased, e.g. "FetchPage".
+	Exported string
+}
+
+// ValidateToolName checks one MCP tool name: 1 to 64 characters of
+// A-Z a-z 0-9 _ - . (the MCP rule), which must also convert to a Go
+// identifier (see GoName).
+func ValidateToolName(name string) error {
+	_, err := toolFor(name)
+	return err
+}
+
+func toolFor(name string) (Tool, error) {
+	if name == "" || len(name) > 64 {
+		return Tool{}, fmt.Errorf("tool name %q: must be 1 to 64 characters long", name)
+	}
+	for _, r := range name {
+		if !isToolRune(r) {
+			return Tool{}, fmt.Errorf(`tool name %q: only letters, digits, "_", "-" and "." are allowed`, name)
+		}
+	}
+	g := GoName(name)
+	if g == "" {
+		return Tool{}, fmt.Errorf("tool name %q: must contain a letter", name)
+	}
+	if !unicode.IsLetter(rune(g[0])) {
+		return Tool{}, fmt.Errorf("tool name %q: must start with a letter (its Go name would be %q)", name, g)
+	}
+	return Tool{Name: name, Go: g, Exported: strings.ToUpper(g[:1]) + g[1:]}, nil
+}
+
+func isToolRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
+		r == '_' || r == '-' || r == '.'
+}
+
+// GoName converts an MCP tool name to lower camel case: the name is split at
+// "_", "-" and ".", the first part keeps its case except for a lower-cased
+// first letter, and each later part gets an upper-cased first letter:
+// fetch-page → fetchPage, search.v2 → searchV2, add_numbers → addNumbers.
+// The result may be empty or start with a digit; ValidateToolName rejects
+// such names.
+func GoName(name string) string {
+	parts := strings.FieldsFunc(name, func(r rune) bool { return r == '_' || r == '-' || r == '.' })
+	var b strings.Builder
+	for i, p := range parts {
+		if i == 0 {
+			b.WriteString(strings.ToLower(p[:1]) + p[1:])
+		} else {
+			b.WriteString(strings.ToUpper(p[:1]) + p[1:])
+		}
+	}
+	return b.String()
+}
+
+// ToolList validates names and returns their Tools in the given order. It
+// is an error if two names are equal or convert to the same Go name.
+func ToolList(names []string) ([]Tool, error) {
+	if len(names) == 0 {
+		return nil, errors.New("tools: at least one tool name is needed")
+	}
+	tools := make([]Tool, 0, len(names))
+	for _, n := range names {
+		t, err := toolFor(n)
+		if err != nil {
+			return nil, err
+		}
+		if i := slices.IndexFunc(tools, func(u Tool) bool { return u.Name == n }); i >= 0 {
+			return nil, fmt.Errorf("tool name %q: given twice", n)
+		}
+		if i := slices.IndexFunc(tools, func(u Tool) bool { return u.Go == t.Go }); i >= 0 {
+			return nil, fmt.Errorf("tool names %q and %q: both become the Go name %q; rename one", tools[i].Name, n, t.Go)
+		}
+		tools = append(tools, t)
+	}
+	return tools, nil
+}

@@ -1,0 +1,233 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"go/format"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+// A File is one file of a generated project.
+type File struct {
+	Path   string      // slash-separated, relative to the project root
+	Data   []byte      // content
+	Mode   fs.FileMode // permission bits
+	Policy string      // PolicyRuntime, PolicyMerge, PolicyUser or PolicyState
+}
+
+// userFiles are written once and then belong to the user.
+var userFiles = map[string]bool{"tools.go": true, "tools_test.go": true}
+
+// templateSuffix marks files that are text/template sources. Other files
+// under templates/ are copied verbatim (go.sum is one).
+const templateSuffix = ".tmpl"
+
+// TemplateData is what templates see as ".".
+type TemplateData struct {
+	Module           string // Go module path
+	Name             string // server name shown to clients
+	Description      string // one-line description
+	Tools            []Tool // the tools, in the order given
+	Binary           string // name of the binary `go build` writes
+	Slug             string // Name reduced to a-z 0-9 "-", for config keys
+	GeneratorVersion string // version of the generator rendering the project
+}
+
+// Render returns every file of the project described by a, sorted by path:
+//
+//   - each file of templates (an FS rooted at the templates directory):
+//     "*.tmpl" files are executed with TemplateData and lose the suffix,
+//     others are copied verbatim; Go files are gofmt'd;
+//   - each file of runtime (an FS whose top-level directories are the
+//     runtime packages) under internal/, Go files rewritten by VendorGo;
+//     "*_heavy_test.go" files stay behind;
+//   - the manifest and the merge base (PolicyState).
+//
+// Render is pure: the same arguments always give the same bytes.
+func Render(templates, runtime fs.FS, a Answers, version string) ([]File, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	tools, _ := ToolList(a.Tools)
+	data := TemplateData{
+		Module:           a.Module,
+		Name:             a.Name,
+		Description:      a.Description,
+		Tools:            tools,
+		Binary:           binaryName(a.Module),
+		Slug:             slug(a.Name),
+		GeneratorVersion: version,
+	}
+	a.Tools = slices.Clone(a.Tools) // the manifest must not alias the caller's slice
+
+	files, err := renderTemplates(templates, data)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := renderRuntime(runtime, a.Module)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, rt...)
+	slices.SortFunc(files, func(x, y File) int { return strings.Compare(x.Path, y.Path) })
+	for i := 1; i < len(files); i++ {
+		if files[i].Path == files[i-1].Path {
+			return nil, fmt.Errorf("render: two sources for %s", files[i].Path)
+		}
+	}
+
+	manifest, err := newManifest(a, version, files)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files,
+		File{Path: BasePath, Data: newBase(a, version, files), Mode: 0o644, Policy: PolicyState},
+		File{Path: ManifestPath, Data: manifest, Mode: 0o644, Policy: PolicyState},
+	)
+	return files, nil
+}
+
+func renderTemplates(fsys fs.FS, data TemplateData) ([]File, error) {
+	var files []File
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		out := p
+		if name, ok := strings.CutSuffix(p, templateSuffix); ok {
+			out = name
+			t, err := template.New(p).Option("missingkey=error").Funcs(funcs).Parse(string(src))
+			if err != nil {
+				return fmt.Errorf("template %s: %w", p, err)
+			}
+			var buf bytes.Buffer
+			if err := t.Execute(&buf, data); err != nil {
+				return fmt.Errorf("template %s: %w", p, err)
+			}
+			src = buf.Bytes()
+		}
+		if path.Ext(out) == ".go" {
+			formatted, err := format.Source(src)
+			if err != nil {
+				return fmt.Errorf("template %s renders invalid Go: %w\n%s", p, err, numbered(src))
+			}
+			src = formatted
+		}
+		if err := checkBaseSafe(out, src); err != nil {
+			return err
+		}
+		policy := PolicyMerge
+		if userFiles[out] {
+			policy = PolicyUser
+		}
+		files = append(files, File{Path: out, Data: src, Mode: 0o644, Policy: policy})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render templates: %w", err)
+	}
+	return files, nil
+}
+
+func renderRuntime(fsys fs.FS, mod string) ([]File, error) {
+	var files []File
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(p, "_heavy_test.go") {
+			return nil
+		}
+		if !strings.Contains(p, "/") {
+			return fmt.Errorf("%s: runtime files must be inside a package directory", p)
+		}
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		if path.Ext(p) == ".go" {
+			if src, err = VendorGo(p, src, mod); err != nil {
+				return err
+			}
+		}
+		files = append(files, File{Path: "internal/" + p, Data: src, Mode: 0o644, Policy: PolicyRuntime})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vendor runtime: %w", err)
+	}
+	return files, nil
+}
+
+var txtarMarker = regexp.MustCompile(`(?m)^-- .* --$`)
+
+// checkBaseSafe makes sure a merge or user file survives a round trip
+// through the txtar merge base unchanged.
+func checkBaseSafe(name string, data []byte) error {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		return fmt.Errorf("template for %s: output must end with a newline", name)
+	}
+	if txtarMarker.Match(data) {
+		return fmt.Errorf("template for %s: output contains a line that looks like a txtar file marker", name)
+	}
+	return nil
+}
+
+// binaryName is the file name `go build` gives the main package at the root
+// of module mod: the last path element, skipping a major version suffix.
+func binaryName(mod string) string {
+	elems := strings.Split(mod, "/")
+	last := elems[len(elems)-1]
+	if len(elems) > 1 && len(last) > 1 && last[0] == 'v' {
+		if _, err := strconv.Atoi(last[1:]); err == nil {
+			return elems[len(elems)-2]
+		}
+	}
+	return last
+}
+
+// slug reduces s to lower-case letters, digits and single dashes.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+	}
+	if b.Len() == 0 {
+		return "mcp-server"
+	}
+	return b.String()
+}
+
+var funcs = template.FuncMap{
+	// quote returns s as a Go (or JSON-compatible ASCII) string literal.
+	"quote": strconv.Quote,
+	// backquote wraps s in backticks for Markdown inline code.
+	"code": func(s string) string { return "`" + s + "`" },
+}
+
+func numbered(src []byte) string {
+	var b strings.Builder
+	for i, line := range strings.Split(string(src), "\n") {
+		fmt.Fprintf(&b, "%4d  %s\n", i+1, line)
+	}
+	return b.String()
+}
