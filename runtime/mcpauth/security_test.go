@@ -2088,7 +2088,7 @@ func TestI4_NoUsernameEnumeration(t *testing.T) {
 		}
 		return resp, body
 	}
-	known, kb := try("alice") // exists, wrong password
+	known, kb := try("alice")   // exists, wrong password
 	unknown, ub := try("zelda") // does not exist, same length
 	if known.StatusCode != unknown.StatusCode {
 		t.Errorf("status: wrong password %d, unknown user %d", known.StatusCode, unknown.StatusCode)
