@@ -1,0 +1,189 @@
+package upgrade
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/mcpgen/create-mcp-server/internal/gen"
+)
+
+// ReadProject reads the files of the project in dir that Plan looks at:
+// every file m lists or next would write, and existing backups of runtime
+// files (so that new backups get free names). Absent files are left out.
+func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byte, error) {
+	paths := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, f := range m.Files {
+		paths[f.Path] = true
+		if f.Policy == gen.PolicyRuntime {
+			dirs[path.Dir(f.Path)] = true
+		}
+	}
+	for _, f := range next {
+		if f.Policy == gen.PolicyState {
+			continue
+		}
+		paths[f.Path] = true
+		if f.Policy == gen.PolicyRuntime {
+			dirs[path.Dir(f.Path)] = true
+		}
+	}
+	for d := range dirs {
+		if !fs.ValidPath(d) {
+			continue // reported below, with the file
+		}
+		entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(d)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read project: %w", err)
+		}
+		for _, e := range entries {
+			if strings.Contains(e.Name(), BackupSuffix) {
+				paths[path.Join(d, e.Name())] = true
+			}
+		}
+	}
+	current := make(map[string][]byte, len(paths))
+	for p := range paths {
+		if !fs.ValidPath(p) || p == "." {
+			return nil, fmt.Errorf("read project: manifest lists %q, which is not a path inside the project", p)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read project: %w", err)
+		}
+		current[p] = data
+	}
+	return current, nil
+}
+
+// Apply carries out r in the project in dir. It first writes every new
+// content (and every backup) to a temporary file beside its target, then
+// renames them all into place and removes files that go away, and writes
+// the new merge base and manifest last. If anything fails before the
+// renames, the project is untouched; if Apply is interrupted after them, the
+// old manifest and base are still in place and running the upgrade again
+// finishes the job (files already upgraded then merge as unchanged).
+func Apply(dir string, r *Result) error {
+	type write struct {
+		path string
+		data []byte
+		mode fs.FileMode
+		tmp  string
+	}
+	var writes []*write
+	var removes []string
+	for _, c := range r.Changes {
+		if !fs.ValidPath(c.Path) {
+			return fmt.Errorf("apply upgrade: %q is not a path inside the project", c.Path)
+		}
+		mode := existingMode(dir, c.Path, c.Mode)
+		if c.Backup != "" {
+			writes = append(writes, &write{path: c.Backup, data: c.Old, mode: mode})
+		}
+		switch {
+		case !c.Writes():
+		case c.New != nil:
+			writes = append(writes, &write{path: c.Path, data: c.New, mode: mode})
+		default:
+			removes = append(removes, c.Path)
+		}
+	}
+
+	cleanup := func() {
+		for _, w := range writes {
+			if w.tmp != "" {
+				os.Remove(w.tmp)
+			}
+		}
+	}
+	for _, w := range writes {
+		tmp, err := writeTemp(filepath.Join(dir, filepath.FromSlash(w.path)), w.data, w.mode)
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("apply upgrade (nothing changed): %w", err)
+		}
+		w.tmp = tmp
+	}
+	for i, w := range writes {
+		if err := os.Rename(w.tmp, filepath.Join(dir, filepath.FromSlash(w.path))); err != nil {
+			for _, w := range writes[i:] {
+				os.Remove(w.tmp)
+			}
+			return fmt.Errorf("apply upgrade (interrupted; run it again): %w", err)
+		}
+	}
+	for _, p := range removes {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("apply upgrade (interrupted; run it again): %w", err)
+		}
+	}
+	for _, s := range []struct {
+		path string
+		data []byte
+	}{{gen.BasePath, r.Base}, {gen.ManifestPath, r.Manifest}} {
+		if err := writeFile(filepath.Join(dir, filepath.FromSlash(s.path)), s.data, 0o644); err != nil {
+			return fmt.Errorf("apply upgrade (files written, state not recorded; run it again): %w", err)
+		}
+	}
+	return nil
+}
+
+// existingMode returns the permission bits of the file at p in dir, or def
+// (0o644 if zero) if there is none.
+func existingMode(dir, p string, def fs.FileMode) fs.FileMode {
+	if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err == nil {
+		return fi.Mode().Perm()
+	}
+	if def == 0 {
+		return 0o644
+	}
+	return def.Perm()
+}
+
+// writeTemp writes data to a new temporary file in target's directory,
+// creating the directory if needed, and returns the temporary file's name.
+func writeTemp(target string, data []byte, mode fs.FileMode) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".upgrade-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), mode)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", target, err)
+	}
+	return f.Name(), nil
+}
+
+// writeFile replaces target with data through a temporary file and a rename.
+func writeFile(target string, data []byte, mode fs.FileMode) error {
+	tmp, err := writeTemp(target, data, mode)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
