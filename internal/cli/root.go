@@ -30,6 +30,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{Err: err} })
 
 	cmd.AddCommand(NewCmdVersion(f))
+	cmd.AddCommand(NewCmdUpgrade(f, nil))
 	return cmd
 }
 

@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/semver"
+
+	"github.com/mcpgen/create-mcp-server/internal/gen"
+	"github.com/mcpgen/create-mcp-server/internal/upgrade"
+)
+
+// UpgradeOptions are the inputs of upgrading a project.
+type UpgradeOptions struct {
+	IO        *IOStreams
+	Templates fs.FS
+	Runtime   fs.FS
+	// Version is the generator version to upgrade to (gen.Version).
+	Version string
+
+	Dir         string // "" means the current directory
+	DryRun      bool
+	Tools       []string // tools to add, from --tools, then each --tool
+	Name        string
+	Description string
+
+	NameSet, DescriptionSet bool // whether --name, --description were given
+}
+
+// ErrConflicts is returned (exit status 1) when an upgrade left conflict
+// markers; everything else it had to do is done.
+var ErrConflicts = errors.New("upgrade left conflicts")
+
+// NewCmdUpgrade returns the upgrade command. runF, if not nil, replaces
+// upgradeRun (for tests of flag handling).
+func NewCmdUpgrade(f *Factory, runF func(context.Context, *UpgradeOptions) error) *cobra.Command {
+	opts := &UpgradeOptions{IO: f.IO, Templates: f.Templates, Runtime: f.Runtime, Version: gen.Version}
+	var toolList, toolEach []string
+	cmd := &cobra.Command{
+		Use:   "upgrade [DIR]",
+		Short: "Bring a generated project up to date with this generator, keeping your edits",
+		Long: `upgrade regenerates the project in DIR (default: the current directory) with
+this version of create-mcp-server and the answers recorded in its manifest
+(.create-mcp-server/manifest.json), and brings the result into the project
+without losing an edit. It works offline: the files as last generated are
+stored in .create-mcp-server/base.txtar.
+
+  - The vendored runtime under internal/ is replaced. If you edited a runtime
+    file, upgrade says so and keeps your copy beside it as FILE.user-edit.
+  - tools.go, tools_test.go and tools_*.go are yours: never touched.
+  - Every other generated file (main.go, README.md, go.mod, ...) gets a
+    three-way merge of your version and the new one. Where both changed the
+    same lines, the file gets conflict markers, upgrade lists it and exits
+    with status 1. go.mod keeps the requirements you added while the
+    generator's own move to their new versions.
+  - A file you deleted stays deleted; files new in this version are added.
+
+Running upgrade again right after changes nothing. --tools adds tools, each in
+a file of its own (tools_NAME.go), and lists them in main.go's tools().
+--name and --description change those answers and regenerate with them.`,
+		Example: `  create-mcp-server upgrade --dry-run
+  create-mcp-server upgrade
+  create-mcp-server upgrade --tools forecast,alerts ./weather`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return flagErrorf("want at most one argument (DIR), got %d: %q", len(args), args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Dir = args[0]
+			}
+			opts.NameSet = cmd.Flags().Changed("name")
+			opts.DescriptionSet = cmd.Flags().Changed("description")
+			opts.Tools = slices.Concat(toolList, toolEach)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return upgradeRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print what would change as a unified diff; write nothing")
+	cmd.Flags().StringSliceVar(&toolList, "tools", nil, "comma-separated `names` of tools to add")
+	cmd.Flags().StringArrayVar(&toolEach, "tool", nil, "a tool `name` to add; may be repeated")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "change the server `name` shown to clients")
+	cmd.Flags().StringVar(&opts.Description, "description", "", "change the one-line description")
+	cmd.Flags().SortFlags = false
+	return cmd
+}
+
+// upgradeRun checks that DIR is a project this generator may upgrade,
+// renders it anew, plans every file, prints the plan and, unless it is a dry
+// run, applies it.
+func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
+	dir := opts.Dir
+	if dir == "" {
+		dir = "."
+	}
+	out := opts.IO.Out
+
+	m, err := readManifest(dir)
+	if err != nil {
+		return err
+	}
+	if err := checkVersion(dir, m.GeneratorVersion, opts.Version); err != nil {
+		return err
+	}
+	a, added, err := upgradeAnswers(m.Answers, opts)
+	if err != nil {
+		return err
+	}
+	next, err := gen.Render(opts.Templates, opts.Runtime, a, opts.Version)
+	if err != nil {
+		return fmt.Errorf("render %s: %w", dir, err)
+	}
+	toolFiles, err := upgrade.ToolFiles(opts.Templates, a, opts.Version, added)
+	if err != nil {
+		return err
+	}
+	next = append(next, toolFiles...)
+
+	base, err := gen.ReadBase(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s is missing, so files you edited cannot be merged line by line: where they differ from the new version you get a conflict showing both\n", gen.BasePath)
+		base, err = map[string][]byte{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	current, err := upgrade.ReadProject(dir, m, next)
+	if err != nil {
+		return err
+	}
+	res, err := upgrade.Plan(current, m, base, next)
+	var unresolved *upgrade.UnresolvedError
+	if errors.As(err, &unresolved) {
+		return &FlagError{Err: fmt.Errorf("%s line %d still has a conflict from the last upgrade; "+
+			"resolve every conflict first (keep the lines you want, delete the <<<<<<<, |||||||, ======= and >>>>>>> lines), "+
+			"then run upgrade again; nothing changed",
+			filepath.Join(dir, filepath.FromSlash(unresolved.Path)), unresolved.Line)}
+	}
+	if err != nil {
+		return err
+	}
+
+	report(out, res)
+	if opts.DryRun {
+		for _, c := range res.Changes {
+			if c.Writes() {
+				out.Write(upgrade.UnifiedDiff("a/"+c.Path, "b/"+c.Path, c.Old, c.New))
+			}
+		}
+		fmt.Fprintln(out, "dry run: nothing was written")
+		if n := len(res.Conflicts()); n > 0 {
+			return fmt.Errorf("%w: %d file(s) would get conflict markers", ErrConflicts, n)
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := upgrade.Apply(dir, res); err != nil {
+		return err
+	}
+	if cs := res.Conflicts(); len(cs) > 0 {
+		fmt.Fprintf(out, "\n%d file(s) have conflicts: both your lines and the generator's are kept, between markers\n", len(cs))
+		fmt.Fprintf(out, "<<<<<<< %s ... ||||||| base ... ======= ... >>>>>>> generator %s\n", upgrade.ConflictLabel, res.To)
+		for _, c := range cs {
+			fmt.Fprintf(out, "  %s\n", filepath.Join(dir, filepath.FromSlash(c.Path)))
+		}
+		fmt.Fprintln(out, "Edit each block to what you want, delete the marker lines, then run go build ./... && go test ./...")
+		return fmt.Errorf("%w in %d file(s), listed above; resolve them (upgrade refuses to run again until you do)", ErrConflicts, len(cs))
+	}
+	fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; check it with: go build ./... && go test ./...\n", dir, res.To)
+	return nil
+}
+
+// report prints one line per file, and warnings.
+func report(w io.Writer, res *upgrade.Result) {
+	for _, c := range res.Changes {
+		for _, l := range c.Lines() {
+			fmt.Fprintln(w, l)
+		}
+	}
+}
+
+// readManifest reads the manifest of dir, refusing a directory that was not
+// made by create-mcp-server.
+func readManifest(dir string) (*gen.Manifest, error) {
+	_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(gen.ManifestPath)))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, derr := os.Stat(dir); derr != nil {
+			return nil, &FlagError{Err: fmt.Errorf("%s: no such directory; nothing changed", dir)}
+		}
+		return nil, &FlagError{Err: fmt.Errorf("%s was not made by create-mcp-server (no %s); nothing changed. "+
+			"Run upgrade in the project's root directory, or create a new project with: create-mcp-server DIR",
+			dir, gen.ManifestPath)}
+	}
+	return gen.ReadManifest(dir)
+}
+
+// checkVersion refuses to downgrade a project.
+func checkVersion(dir, project, this string) error {
+	pv, tv := "v"+project, "v"+this
+	if !semver.IsValid(pv) {
+		return fmt.Errorf("%s: generator_version %q is not a version; nothing changed", gen.ManifestPath, project)
+	}
+	if semver.Compare(pv, tv) > 0 {
+		return &FlagError{Err: fmt.Errorf("%s was made by create-mcp-server %s; this is %s; nothing changed. "+
+			"Upgrade the generator: go run github.com/mcpgen/create-mcp-server/cmd/create-mcp-server@latest upgrade %s",
+			dir, project, this, dir)}
+	}
+	return nil
+}
+
+// upgradeAnswers returns the recorded answers with the flags' changes, and
+// the names of the tools to add.
+func upgradeAnswers(a gen.Answers, opts *UpgradeOptions) (gen.Answers, []string, error) {
+	a.Tools = slices.Clone(a.Tools)
+	if opts.NameSet {
+		if err := gen.ValidateName(opts.Name); err != nil {
+			return a, nil, &FlagError{Err: fmt.Errorf("--name: %w", err)}
+		}
+		a.Name = opts.Name
+	}
+	if opts.DescriptionSet {
+		if err := gen.ValidateDescription(opts.Description); err != nil {
+			return a, nil, &FlagError{Err: fmt.Errorf("--description: %w", err)}
+		}
+		a.Description = opts.Description
+	}
+	var added []string
+	for _, name := range opts.Tools {
+		name = strings.TrimSpace(name)
+		if slices.Contains(a.Tools, name) {
+			return a, nil, flagErrorf("--tools: the project already has a tool %q", name)
+		}
+		a.Tools = append(a.Tools, name)
+		added = append(added, name)
+	}
+	if _, err := gen.ToolList(a.Tools); err != nil {
+		return a, nil, &FlagError{Err: fmt.Errorf("--tools: %w", err)}
+	}
+	if err := a.Validate(); err != nil {
+		return a, nil, fmt.Errorf("%s: recorded answers: %w", gen.ManifestPath, err)
+	}
+	return a, added, nil
+}
