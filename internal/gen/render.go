@@ -184,16 +184,22 @@ func checkBaseSafe(name string, data []byte) error {
 }
 
 // binaryName is the file name `go build` gives the main package at the root
-// of module mod: the last path element, skipping a major version suffix.
+// of module mod: the last path element, or the one before it when the last
+// is a major version suffix such as v2 (cmd/go's DefaultExecName).
 func binaryName(mod string) string {
-	elems := strings.Split(mod, "/")
-	last := elems[len(elems)-1]
-	if len(elems) > 1 && len(last) > 1 && last[0] == 'v' {
-		if _, err := strconv.Atoi(last[1:]); err == nil {
-			return elems[len(elems)-2]
-		}
+	dir, last := path.Split(mod)
+	if dir != "" && isVersionElement(last) {
+		_, last = path.Split(path.Dir(mod))
 	}
 	return last
+}
+
+func isVersionElement(s string) bool {
+	if len(s) < 2 || s[0] != 'v' || s[1] == '0' || s[1] == '1' && len(s) == 2 {
+		return false
+	}
+	_, err := strconv.Atoi(s[1:])
+	return err == nil
 }
 
 // slug reduces s to lower-case letters, digits and single dashes.

@@ -1,0 +1,140 @@
+package gen
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestGoName(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"echo", "echo"},
+		{"fetch-page", "fetchPage"},
+		{"search.v2", "searchV2"},
+		{"add_numbers", "addNumbers"},
+		{"Echo", "echo"},
+		{"get__user--by.id", "getUserById"},
+		{"-leading", "leading"},
+		{"v2.search", "v2Search"},
+		{"type", "type"},
+		{"2fa", "2fa"},
+		{"---", ""},
+	}
+	for _, tt := range tests {
+		if got := GoName(tt.in); got != tt.want {
+			t.Errorf("GoName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestToolList(t *testing.T) {
+	tests := []struct {
+		names   []string
+		want    []Tool
+		wantErr string
+	}{
+		{names: []string{"fetch-page", "search.v2", "add_numbers"}, want: []Tool{
+			{"fetch-page", "fetchPage", "FetchPage"},
+			{"search.v2", "searchV2", "SearchV2"},
+			{"add_numbers", "addNumbers", "AddNumbers"},
+		}},
+		// Keywords and predeclared names are fine: Go names are only ever
+		// used inside longer identifiers (typeTool, handleLen).
+		{names: []string{"type", "len", "func", "nil"}, want: []Tool{
+			{"type", "type", "Type"}, {"len", "len", "Len"}, {"func", "func", "Func"}, {"nil", "nil", "Nil"},
+		}},
+		{names: []string{strings.Repeat("a", 64)}, want: []Tool{{strings.Repeat("a", 64), strings.Repeat("a", 64), "A" + strings.Repeat("a", 63)}}},
+		{names: nil, wantErr: "at least one tool name"},
+		{names: []string{"a b"}, wantErr: `tool name "a b": only letters, digits, "_", "-" and "." are allowed`},
+		{names: []string{"été"}, wantErr: `tool name "été": only letters, digits`},
+		{names: []string{"a/b"}, wantErr: `tool name "a/b": only letters`},
+		{names: []string{""}, wantErr: `tool name "": must be 1 to 64 characters long`},
+		{names: []string{strings.Repeat("a", 65)}, wantErr: "must be 1 to 64 characters long"},
+		{names: []string{"2fa"}, wantErr: `tool name "2fa": must start with a letter`},
+		{names: []string{"_9"}, wantErr: `tool name "_9": must start with a letter (its Go name would be "9")`},
+		{names: []string{"-._"}, wantErr: `tool name "-._": must contain a letter`},
+		{names: []string{"echo", "echo"}, wantErr: `tool name "echo": given twice`},
+		{names: []string{"fetch-page", "fetch_page"}, wantErr: `tool names "fetch-page" and "fetch_page": both become the Go name "fetchPage"`},
+		{names: []string{"Echo", "echo"}, wantErr: `both become the Go name "echo"`},
+	}
+	for _, tt := range tests {
+		got, err := ToolList(tt.names)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ToolList(%q) error = %v, want it to contain %q", tt.names, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ToolList(%q) = %v, %v; want %v", tt.names, got, err, tt.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := Answers{Module: "example.com/weather", Name: "Weather", Description: "Forecasts.", Tools: []string{"forecast"}}
+	tests := []struct {
+		name    string
+		edit    func(*Answers)
+		wantErr string
+	}{
+		{"good", func(*Answers) {}, ""},
+		{"plain module name", func(a *Answers) { a.Module = "weather" }, ""},
+		{"major version", func(a *Answers) { a.Module = "github.com/you/weather/v2" }, ""},
+		{"empty description", func(a *Answers) { a.Description = "" }, ""},
+		{"empty module", func(a *Answers) { a.Module = "" }, "module path: must not be empty"},
+		{"module with space", func(a *Answers) { a.Module = "my server" }, `module path "my server" is not valid`},
+		{"module with trailing slash", func(a *Answers) { a.Module = "example.com/x/" }, `module path "example.com/x/" is not valid`},
+		{"module std", func(a *Answers) { a.Module = "std/x" }, "reserved"},
+		{"empty name", func(a *Answers) { a.Name = " " }, "server name: must not be empty"},
+		{"two-line name", func(a *Answers) { a.Name = "a\nb" }, "single line"},
+		{"long description", func(a *Answers) { a.Description = strings.Repeat("x", 301) }, "at most 300"},
+		{"bad tool", func(a *Answers) { a.Tools = []string{"a b"} }, `tool name "a b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := good
+			tt.edit(&a)
+			err := a.Validate()
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	a := Defaults("/home/me/weather")
+	if a.Module != "weather" || a.Name != "weather" || !slices.Equal(a.Tools, []string{DefaultTool}) {
+		t.Fatalf("Defaults = %+v", a)
+	}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBinaryName(t *testing.T) {
+	for mod, want := range map[string]string{
+		"weather":                   "weather",
+		"example.com/weather":       "weather",
+		"github.com/you/weather/v2": "weather",
+		"example.com/v2":            "example.com",
+		"example.com/x/v1":          "v1",
+		"example.com/vx":            "vx",
+	} {
+		if got := binaryName(mod); got != want {
+			t.Errorf("binaryName(%q) = %q, want %q", mod, got, want)
+		}
+	}
+}
+
+func TestSlug(t *testing.T) {
+	for in, want := range map[string]string{"My Weather!": "my-weather", "weather": "weather", "  ": "mcp-server", "a--b": "a-b"} {
+		if got := slug(in); got != want {
+			t.Errorf("slug(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
