@@ -106,6 +106,9 @@ const (
 	loginWindow       = 15 * time.Minute
 	maxRegistrations  = 60 // per client IP per registerWindow
 	registerWindow    = time.Hour
+	maxIPGuesses      = 300 // failed /token and /revoke requests per client IP per guessWindow
+	maxClientGuesses  = 100 // failed /token and /revoke requests per client_id per guessWindow
+	guessWindow       = 10 * time.Minute
 	defaultAccessTTL  = time.Hour
 	defaultRefreshTTL = 720 * time.Hour
 )
@@ -144,7 +147,10 @@ type Server struct {
 	userLimit     *limiter
 	ipLimit       *limiter
 	registerLimit *limiter
-	bcryptSem     chan struct{}
+	// guess limits count failed token and revocation requests.
+	guessIPLimit     *limiter
+	guessClientLimit *limiter
+	bcryptSem        chan struct{}
 
 	prmBody, asBody                                    []byte
 	challengeMissing, challengeInvalid, challengeScope string
@@ -252,12 +258,14 @@ func newServer(cfg Config) (*Server, error) {
 		txs:        newTransactions(),
 		sessions:   newSessionOwners(),
 
-		userLimit:     newLimiter(maxUserFailures, loginWindow),
-		ipLimit:       newLimiter(maxIPFailures, loginWindow),
-		registerLimit: newLimiter(maxRegistrations, registerWindow),
-		bcryptSem:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		stop:          make(chan struct{}),
-		done:          make(chan struct{}),
+		userLimit:        newLimiter(maxUserFailures, loginWindow),
+		ipLimit:          newLimiter(maxIPFailures, loginWindow),
+		registerLimit:    newLimiter(maxRegistrations, registerWindow),
+		guessIPLimit:     newLimiter(maxIPGuesses, guessWindow),
+		guessClientLimit: newLimiter(maxClientGuesses, guessWindow),
+		bcryptSem:        make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		stop:             make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	if u.Scheme == "https" {
 		s.secureCookies = true

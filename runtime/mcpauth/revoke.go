@@ -25,22 +25,38 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
+	ip := s.clientIP(r)
+	if err := s.guessThrottled(ip, ""); err != nil {
+		return err
+	}
 	form, err := readForm(w, r, maxTokenBody)
 	if err != nil {
 		return err
 	}
+	cid := presentedClientID(r, form)
+	if err := s.guessThrottled(ip, cid); err != nil {
+		return err
+	}
 	c, err := s.authenticateClient(r, form)
 	if err != nil {
+		s.guessFailed(ip, cid, err)
 		return err
 	}
 	token := form.Get("token")
 	if token == "" {
 		return errorf("invalid_request", "token is required")
 	}
+	// An unknown token is answered 200 like any other (no oracle), but
+	// counts as a failed guess.
+	unknown := errorf("invalid_grant", "")
 	if len(token) != 43 {
-		return nil // not one of ours
+		s.guessFailed(ip, cid, unknown)
+		return nil
 	}
 	grantID, err := s.store.revokeToken(r.Context(), hashSecret(token), c.ID, s.now())
+	if grantID == "" && err == nil {
+		s.guessFailed(ip, cid, unknown)
+	}
 	if grantID != "" || err != nil {
 		s.cache.invalidate()
 	}

@@ -53,10 +53,64 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, error) {
+	ip := s.clientIP(r)
+	if err := s.guessThrottled(ip, ""); err != nil {
+		return nil, err
+	}
 	form, err := readForm(w, r, maxTokenBody)
 	if err != nil {
 		return nil, err
 	}
+	cid := presentedClientID(r, form)
+	if err := s.guessThrottled(ip, cid); err != nil {
+		return nil, err
+	}
+	resp, err := s.grant(r, form)
+	if err != nil {
+		s.guessFailed(ip, cid, err)
+	}
+	return resp, err
+}
+
+// guessThrottled refuses requests from an IP or for a client that made too
+// many failed token or revocation requests: online guessing of codes,
+// refresh tokens and client secrets (RFC 6819 §4.3.5, §4.4.1.3, §4.5.3).
+func (s *Server) guessThrottled(ip, clientID string) error {
+	now := s.now()
+	d, blocked := s.guessIPLimit.blocked(ip, now)
+	if !blocked && clientID != "" {
+		d, blocked = s.guessClientLimit.blocked(clientID, now)
+	}
+	if !blocked {
+		return nil
+	}
+	return &oauthError{Code: "temporarily_unavailable", Description: "too many failed requests, slow down",
+		Status: http.StatusTooManyRequests, retryAfter: retryAfter(d)}
+}
+
+// guessFailed counts a failed request that may be a guess.
+func (s *Server) guessFailed(ip, clientID string, err error) {
+	switch asOAuthError(err).Code {
+	case "invalid_grant", "invalid_client", "invalid_request", "unauthorized_client":
+	default:
+		return
+	}
+	now := s.now()
+	s.guessIPLimit.add(ip, now)
+	if clientID != "" {
+		s.guessClientLimit.add(clientID, now)
+	}
+}
+
+// presentedClientID is the client id a request names, authenticated or not.
+func presentedClientID(r *http.Request, form url.Values) string {
+	if id, _, ok := parseBasic(r.Header.Get("Authorization")); ok {
+		return id
+	}
+	return form.Get("client_id")
+}
+
+func (s *Server) grant(r *http.Request, form url.Values) (*tokenResponse, error) {
 	c, err := s.authenticateClient(r, form)
 	if err != nil {
 		return nil, err
