@@ -51,7 +51,11 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 		}
 		id, status, challenge := s.authenticate(r)
 		if status != 0 {
-			w.Header().Set("WWW-Authenticate", challenge)
+			if challenge != "" {
+				w.Header().Set("WWW-Authenticate", challenge)
+			} else {
+				w.Header().Set("Retry-After", "1")
+			}
 			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, http.StatusText(status), status)
 			return
@@ -64,7 +68,9 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 }
 
 // authenticate checks the bearer token. On failure it returns the status
-// (401 or 403) and the WWW-Authenticate challenge.
+// (401 or 403) and the WWW-Authenticate challenge, or 503 and no challenge
+// if the check itself failed (storage busy or broken: not the token's fault,
+// so the client must not discard it).
 func (s *Server) authenticate(r *http.Request) (id *Identity, status int, challenge string) {
 	token, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
@@ -77,6 +83,7 @@ func (s *Server) authenticate(r *http.Request) (id *Identity, status int, challe
 		}
 		if !errors.Is(err, errInvalidToken) {
 			s.log.ErrorContext(r.Context(), "bearer check failed", "error", err)
+			return nil, http.StatusServiceUnavailable, ""
 		}
 		return nil, http.StatusUnauthorized, s.challengeInvalid
 	}

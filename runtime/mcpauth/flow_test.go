@@ -163,59 +163,7 @@ func TestFlowMCPGoClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := newFlowServer(t, mcpauth.Config{})
 			ctx := t.Context()
-			tokens := client.NewMemoryTokenStore()
-			const redirectURI = "http://127.0.0.1:43127/callback"
-			tr, err := transport.NewStreamableHTTP(fs.URL+"/mcp", transport.WithHTTPOAuth(client.OAuthConfig{
-				RedirectURI: redirectURI,
-				Scopes:      []string{"mcp"},
-				TokenStore:  tokens,
-				PKCEEnabled: true,
-			}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var opts []client.ClientOption
-			if tc.version != "" {
-				opts = append(opts, client.WithProtocolVersion(tc.version))
-			}
-			c := client.NewClient(tr, opts...)
-			defer c.Close()
-			if err := c.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-
-			_, err = c.Initialize(ctx, mcp.InitializeRequest{})
-			if !client.IsOAuthAuthorizationRequiredError(err) {
-				t.Fatalf("first Initialize: %v, want an OAuth authorization-required error", err)
-			}
-			h := client.GetOAuthHandler(err)
-			if err := h.RegisterClient(ctx, "flow test"); err != nil {
-				t.Fatalf("RegisterClient: %v", err)
-			}
-			verifier, err := client.GenerateCodeVerifier()
-			if err != nil {
-				t.Fatal(err)
-			}
-			state, err := client.GenerateState()
-			if err != nil {
-				t.Fatal(err)
-			}
-			authURL, err := h.GetAuthorizationURL(ctx, state, client.GenerateCodeChallenge(verifier))
-			if err != nil {
-				t.Fatalf("GetAuthorizationURL: %v", err)
-			}
-
-			loc := login(t, authURL, flowUser, flowPassword)
-			if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
-				t.Fatalf("redirected to %s, want %s", got, redirectURI)
-			}
-			q := loc.Query()
-			if q.Get("state") != state || q.Get("iss") != fs.URL || q.Get("code") == "" {
-				t.Fatalf("redirect query %v: want code, state %q, iss %q", q, state, fs.URL)
-			}
-			if err := h.ProcessAuthorizationResponse(ctx, q.Get("code"), q.Get("state"), verifier); err != nil {
-				t.Fatalf("ProcessAuthorizationResponse: %v", err)
-			}
+			c, h, tokens := signIn(t, fs, flowUser, flowPassword, tc.version)
 
 			res, err := c.Initialize(ctx, mcp.InitializeRequest{})
 			if err != nil {
@@ -260,6 +208,68 @@ func TestFlowMCPGoClient(t *testing.T) {
 	}
 }
 
+// signIn connects an mcp-go OAuth client (on protocol version, or the
+// client's default if "") and runs the flow to the point where it holds
+// tokens for username.
+func signIn(t *testing.T, fs *flowServer, username, password, version string) (*client.Client, *transport.OAuthHandler, *client.MemoryTokenStore) {
+	t.Helper()
+	ctx := t.Context()
+	tokens := client.NewMemoryTokenStore()
+	const redirectURI = "http://127.0.0.1:43127/callback"
+	tr, err := transport.NewStreamableHTTP(fs.URL+"/mcp", transport.WithHTTPOAuth(client.OAuthConfig{
+		RedirectURI: redirectURI,
+		Scopes:      []string{"mcp"},
+		TokenStore:  tokens,
+		PKCEEnabled: true,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []client.ClientOption
+	if version != "" {
+		opts = append(opts, client.WithProtocolVersion(version))
+	}
+	c := client.NewClient(tr, opts...)
+	t.Cleanup(func() { c.Close() })
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = c.Initialize(ctx, mcp.InitializeRequest{})
+	if !client.IsOAuthAuthorizationRequiredError(err) {
+		t.Fatalf("first Initialize: %v, want an OAuth authorization-required error", err)
+	}
+	h := client.GetOAuthHandler(err)
+	if err := h.RegisterClient(ctx, "flow test"); err != nil {
+		t.Fatalf("RegisterClient: %v", err)
+	}
+	verifier, err := client.GenerateCodeVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := client.GenerateState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authURL, err := h.GetAuthorizationURL(ctx, state, client.GenerateCodeChallenge(verifier))
+	if err != nil {
+		t.Fatalf("GetAuthorizationURL: %v", err)
+	}
+
+	loc := login(t, authURL, username, password)
+	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
+		t.Fatalf("redirected to %s, want %s", got, redirectURI)
+	}
+	q := loc.Query()
+	if q.Get("state") != state || q.Get("iss") != fs.URL || q.Get("code") == "" {
+		t.Fatalf("redirect query %v: want code, state %q, iss %q", q, state, fs.URL)
+	}
+	if err := h.ProcessAuthorizationResponse(ctx, q.Get("code"), q.Get("state"), verifier); err != nil {
+		t.Fatalf("ProcessAuthorizationResponse: %v", err)
+	}
+	return c, h, tokens
+}
+
 func callWhoami(t *testing.T, c *client.Client) whoami {
 	t.Helper()
 	res, err := c.CallTool(t.Context(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "whoami"}})
@@ -278,4 +288,58 @@ func callWhoami(t *testing.T, c *client.Client) whoami {
 		t.Fatalf("whoami result %q: %v", text.Text, err)
 	}
 	return w
+}
+
+// TestSessionsBoundToUser: a legacy-era MCP session belongs to the user who
+// created it. Another user's valid token with that session id is refused
+// as if the session did not exist; the owner keeps using it.
+func TestSessionsBoundToUser(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	if err := userfile.Add(fs.UsersPath, "bob", "bob's password"); err != nil {
+		t.Fatal(err)
+	}
+	alice, _, aliceTokens := signIn(t, fs, flowUser, flowPassword, "2025-11-25")
+	if _, err := alice.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	session := alice.GetSessionId()
+	if session == "" {
+		t.Fatal("no session id on the 2025-11-25 handshake")
+	}
+	bob, _, bobTokens := signIn(t, fs, "bob", "bob's password", "2025-11-25")
+	if _, err := bob.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		tokens *client.MemoryTokenStore
+		want   int
+	}{
+		{"owner", aliceTokens, http.StatusOK},
+		{"other user", bobTokens, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := tc.tokens.GetToken(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(http.MethodPost, fs.URL+"/mcp",
+				strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`))
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Mcp-Session-Id", session)
+			req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("tools/list with alice's session: %s, want %d\n%s", resp.Status, tc.want, body)
+			}
+		})
+	}
 }

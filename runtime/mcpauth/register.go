@@ -28,6 +28,9 @@ const (
 	maxRegisterBody  = 64 << 10
 	maxRedirectURIs  = 20
 	maxClientNameLen = 200
+	// maxClients caps stored clients; unused ones are deleted after
+	// clientIdleTTL (store_sqlite.go).
+	maxClients = 100_000
 )
 
 // registerRequest is the part of the client metadata this server reads.
@@ -86,6 +89,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 	c, err := newClientFromMetadata(&req)
 	if err != nil {
 		return nil, err
+	}
+	if n, err := s.store.countClients(r.Context()); err != nil {
+		return nil, serverError(err)
+	} else if n >= maxClients {
+		return nil, &oauthError{Code: "temporarily_unavailable", Description: "too many registered clients, try later",
+			Status: http.StatusServiceUnavailable, Err: errors.New("client limit reached"), retryAfter: "3600"}
 	}
 	c.ID = rand.Text()
 	c.CreatedAt = now

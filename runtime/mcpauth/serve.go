@@ -33,8 +33,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		// No WriteTimeout: MCP responses may be long-lived SSE streams.
+		// No ReadTimeout or WriteTimeout: MCP responses may be long-lived
+		// SSE streams, and an expiring read deadline cancels the request's
+		// context. Bodies are capped per endpoint instead.
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

@@ -114,6 +114,7 @@ const (
 type store interface {
 	// register.go
 	createClient(ctx context.Context, c *client) error
+	countClients(ctx context.Context) (int, error)
 	// authorize.go, token.go, revoke.go
 	getClient(ctx context.Context, id string) (*client, error)
 	// authorize.go

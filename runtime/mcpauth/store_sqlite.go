@@ -88,6 +88,9 @@ var migrations = []string{
 	CREATE INDEX tokens_expires ON tokens(expires_at);
 	CREATE INDEX codes_expires ON codes(expires_at);
 	CREATE INDEX grants_expires ON grants(expires_at);`,
+
+	// 3: find a client's grants (unused-client cleanup).
+	`CREATE INDEX grants_client ON grants(client_id);`,
 }
 
 // Token kinds in the tokens table.
@@ -341,6 +344,14 @@ func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
 	})
 }
 
+func (s *sqliteStore) countClients(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM clients").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count clients: %w", err)
+	}
+	return n, nil
+}
+
 func (s *sqliteStore) getClient(ctx context.Context, id string) (*client, error) {
 	var c client
 	var uris, grants, resp string
@@ -581,9 +592,15 @@ func (s *sqliteStore) revokeToken(ctx context.Context, hash []byte, clientID str
 	return affected, err
 }
 
+// clientIdleTTL is how long a registered client with no codes and no grants
+// is kept: long enough to finish a sign-in, short enough that open
+// registration cannot grow the database without bound.
+const clientIdleTTL = 30 * 24 * time.Hour
+
 // cleanup deletes expired tokens, codes past their expiry (consumed ones
-// included: they are kept until then so a replay can still revoke), and
-// grants that are revoked, expired or have no tokens left.
+// included: they are kept until then so a replay can still revoke), grants
+// that are revoked, expired or have no tokens left, and clients that have
+// had nothing for clientIdleTTL.
 func (s *sqliteStore) cleanup(ctx context.Context, now time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
@@ -592,8 +609,11 @@ func (s *sqliteStore) cleanup(ctx context.Context, now time.Time) error {
 			`DELETE FROM tokens WHERE expires_at <= ?1`,
 			`DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = grants.id)
 				AND NOT EXISTS (SELECT 1 FROM codes c WHERE c.grant_id = grants.id)`,
+			`DELETE FROM clients WHERE created_at <= ?2
+				AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.id)
+				AND NOT EXISTS (SELECT 1 FROM codes c WHERE c.client_id = clients.id)`,
 		} {
-			if _, err := tx.ExecContext(ctx, q, ms(now)); err != nil {
+			if _, err := tx.ExecContext(ctx, q, ms(now), ms(now.Add(-clientIdleTTL))); err != nil {
 				return fmt.Errorf("cleanup: %w", err)
 			}
 		}

@@ -359,3 +359,47 @@ func TestHashSecret(t *testing.T) {
 		t.Fatal("hashSecret does not hash")
 	}
 }
+
+// TestCleanupUnusedClients: a client with nothing stored is deleted after
+// clientIdleTTL; one with a live grant is kept.
+func TestCleanupUnusedClients(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	for _, id := range []string{"idle", "used"} {
+		if err := s.createClient(ctx, &client{ID: id, AuthMethod: "none", RedirectURIs: []string{"https://x/cb"}, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code := &authCode{Hash: hashSecret("c"), GrantID: "g", ClientID: "used", User: "alice", RedirectURI: "https://x/cb",
+		CodeChallenge: "x", Scope: "mcp", Resource: "r", Stamp: "s", ExpiresAt: now.Add(time.Minute)}
+	if err := s.createCode(ctx, code, now); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(clientIdleTTL + time.Hour)
+	g := &grant{ID: "g", ClientID: "used", User: "alice", Scope: "mcp", Resource: "r", Stamp: "s", ExpiresAt: later.Add(time.Hour)}
+	p := pairFor("1")
+	p.AccessExpires, p.RefreshExpires = later.Add(time.Hour), later.Add(time.Hour)
+	if ok, err := s.redeemCode(ctx, code.Hash, g, p, now); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+
+	if err := s.cleanup(ctx, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.getClient(ctx, "idle"); err != nil {
+		t.Fatalf("idle client deleted before clientIdleTTL: %v", err)
+	}
+	if err := s.cleanup(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.getClient(ctx, "idle"); !errors.Is(err, errNotFound) {
+		t.Fatalf("idle client kept after clientIdleTTL: %v", err)
+	}
+	if _, err := s.getClient(ctx, "used"); err != nil {
+		t.Fatalf("client with a live grant deleted: %v", err)
+	}
+	if n, err := s.countClients(ctx); err != nil || n != 1 {
+		t.Fatalf("countClients = %d, %v; want 1", n, err)
+	}
+}
