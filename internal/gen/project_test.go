@@ -1,0 +1,106 @@
+package gen
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var updateGoSum = flag.Bool("update-gosum", false, "refresh templates/go.sum and templates/go.mod.tmpl with `go mod tidy` in a generated project")
+
+// goEnv is the environment of the go commands run in generated projects:
+// the caller's (sharing its module and build caches), outside any workspace.
+func goEnv() []string {
+	return append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
+}
+
+func goCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.Env = goEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return string(out)
+}
+
+func writeProject(t *testing.T, a Answers) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "project")
+	if err := Write(t.Context(), dir, render(t, a), false); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestGeneratedProjects generates each golden answer set and checks, in the
+// project, what a user would run first: gofmt, vet, a read-only build, the
+// project's own tests (the OAuth flow included), and that go mod tidy has
+// nothing to change.
+func TestGeneratedProjects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and tests generated projects (about a minute); skipped with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	for _, set := range goldenSets {
+		t.Run(set.name, func(t *testing.T) {
+			dir := writeProject(t, set.answers)
+			if out := goCmd(t, dir, "gofmt", "-l", "."); out != "" {
+				t.Errorf("gofmt -l lists files:\n%s", out)
+			}
+			goCmd(t, dir, "go", "vet", "./...")
+			goCmd(t, dir, "go", "build", "-mod=readonly", "./...")
+			goCmd(t, dir, "go", "test", "-count=1", "./...")
+
+			mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+			sum, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
+			goCmd(t, dir, "go", "mod", "tidy")
+			mod2, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+			sum2, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
+			if !bytes.Equal(mod, mod2) || !bytes.Equal(sum, sum2) {
+				t.Errorf("go mod tidy changed go.mod or go.sum; run go test ./internal/gen -run TestUpdateGoSum -update-gosum\ngo.mod after tidy:\n%s", mod2)
+			}
+		})
+	}
+}
+
+//go:generate go test -run TestUpdateGoSum -update-gosum .
+
+// TestUpdateGoSum, with -update-gosum, refreshes templates/go.sum and the
+// requirements of templates/go.mod.tmpl from `go mod tidy` in a generated
+// project. Run it after changing the runtime's or the templates' imports
+// or this repository's pinned versions, then run -update for the goldens.
+func TestUpdateGoSum(t *testing.T) {
+	if !*updateGoSum {
+		t.Skip("run with -update-gosum")
+	}
+	a := goldenSets[0].answers
+	dir := writeProject(t, a)
+	goCmd(t, dir, "go", "mod", "tidy")
+	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(filepath.Join(dir, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	modLine := regexp.MustCompile(`(?m)^module .*$`)
+	tmpl := modLine.ReplaceAll(mod, []byte("module {{.Module}}"))
+	if err := os.WriteFile("../../templates/go.mod.tmpl", tmpl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("../../templates/go.sum", sum, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("updated templates/go.mod.tmpl and templates/go.sum; now run go test ./internal/gen -update")
+}
