@@ -1,0 +1,284 @@
+package upgrade
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/tools/txtar"
+
+	"github.com/mcpgen/create-mcp-server/internal/gen"
+)
+
+// rendered returns files as gen.Render would: with a manifest and a merge
+// base appended.
+func rendered(t *testing.T, version string, files ...gen.File) []gen.File {
+	t.Helper()
+	m := gen.Manifest{GeneratorVersion: version, Answers: gen.Answers{Module: "m", Name: "n", Tools: []string{"echo"}}}
+	ar := &txtar.Archive{Comment: []byte("base\n")}
+	for _, f := range files {
+		m.Files = append(m.Files, gen.ManifestFile{Path: f.Path, Policy: f.Policy, SHA256: gen.Hash(f.Data)})
+		if f.Policy != gen.PolicyRuntime {
+			ar.Files = append(ar.Files, txtar.File{Name: f.Path, Data: f.Data})
+		}
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(files,
+		gen.File{Path: gen.BasePath, Data: txtar.Format(ar), Policy: gen.PolicyState},
+		gen.File{Path: gen.ManifestPath, Data: data, Policy: gen.PolicyState})
+}
+
+// state returns the manifest and base that rendered files record.
+func state(t *testing.T, files []gen.File) (*gen.Manifest, map[string][]byte) {
+	t.Helper()
+	var m *gen.Manifest
+	var base map[string][]byte
+	for _, f := range files {
+		switch f.Path {
+		case gen.ManifestPath:
+			var err error
+			if m, err = gen.ParseManifest(f.Data); err != nil {
+				t.Fatal(err)
+			}
+		case gen.BasePath:
+			base = gen.ParseBase(f.Data)
+		}
+	}
+	return m, base
+}
+
+func file(path, policy, data string) gen.File {
+	return gen.File{Path: path, Policy: policy, Data: []byte(data), Mode: 0o644}
+}
+
+func TestPlan(t *testing.T) {
+	const (
+		merge   = gen.PolicyMerge
+		user    = gen.PolicyUser
+		runtime = gen.PolicyRuntime
+	)
+	tests := []struct {
+		name    string
+		old     []gen.File        // generated last time
+		current map[string]string // on disk now
+		next    []gen.File        // generated now
+		want    Change            // the plan for the one file that matters
+		inState bool              // whether the new manifest still lists the file
+	}{
+		{
+			name:    "user file no longer generated is kept and still recorded",
+			old:     []gen.File{file("tools_x.go", user, "x\n")},
+			current: map[string]string{"tools_x.go": "mine\n"},
+			want:    Change{Path: "tools_x.go", Action: Kept, Policy: user, Old: []byte("mine\n"), New: []byte("mine\n"), Note: "yours"},
+			inState: true,
+		},
+		{
+			name:    "merge file no longer generated and not edited is removed",
+			old:     []gen.File{file("Makefile", merge, "all:\n")},
+			current: map[string]string{"Makefile": "all:\n"},
+			want:    Change{Path: "Makefile", Action: Removed, Policy: merge, Old: []byte("all:\n")},
+		},
+		{
+			name:    "merge file no longer generated but edited is kept",
+			old:     []gen.File{file("Makefile", merge, "all:\n")},
+			current: map[string]string{"Makefile": "all: build\n"},
+			want: Change{Path: "Makefile", Action: Kept, Policy: merge, Old: []byte("all: build\n"), New: []byte("all: build\n"),
+				Note: "yours; no longer generated"},
+		},
+		{
+			name:    "edited runtime file no longer generated is moved aside",
+			old:     []gen.File{file("internal/a/a.go", runtime, "package a\n")},
+			current: map[string]string{"internal/a/a.go": "package a // mine\n"},
+			want: Change{Path: "internal/a/a.go", Action: Removed, Policy: runtime, Old: []byte("package a // mine\n"),
+				Backup: "internal/a/a.go.user-edit"},
+		},
+		{
+			name: "backup names never collide",
+			old:  []gen.File{file("internal/a/a.go", runtime, "package a\n")},
+			current: map[string]string{"internal/a/a.go": "package a // mine\n",
+				"internal/a/a.go.user-edit": "older\n", "internal/a/a.go.user-edit.2": "older still\n"},
+			next: []gen.File{file("internal/a/a.go", runtime, "package a // v2\n")},
+			want: Change{Path: "internal/a/a.go", Action: Replaced, Policy: runtime, Old: []byte("package a // mine\n"),
+				New: []byte("package a // v2\n"), Mode: 0o644, Backup: "internal/a/a.go.user-edit.3"},
+			inState: true,
+		},
+		{
+			name:    "deleted runtime file stays deleted",
+			old:     []gen.File{file("internal/a/a_test.go", runtime, "package a\n")},
+			current: map[string]string{},
+			next:    []gen.File{file("internal/a/a_test.go", runtime, "package a // v2\n")},
+			want:    Change{Path: "internal/a/a_test.go", Action: DeletedByUser, Policy: runtime, Mode: 0o644},
+			inState: true,
+		},
+		{
+			name:    "only the user changed it",
+			old:     []gen.File{file("README.md", merge, "a\nb\n")},
+			current: map[string]string{"README.md": "a\nb\nmine\n"},
+			next:    []gen.File{file("README.md", merge, "a\nb\n")},
+			want:    Change{Path: "README.md", Action: Unchanged, Policy: merge, Old: []byte("a\nb\nmine\n"), New: []byte("a\nb\nmine\n"), Mode: 0o644},
+			inState: true,
+		},
+		{
+			name:    "a new generated file where the user has the same file",
+			current: map[string]string{".dockerignore": "x\n"},
+			next:    []gen.File{file(".dockerignore", merge, "x\n")},
+			want:    Change{Path: ".dockerignore", Action: Unchanged, Policy: merge, Old: []byte("x\n"), New: []byte("x\n"), Mode: 0o644},
+			inState: true,
+		},
+		{
+			name:    "a new generated file where the user has another file",
+			current: map[string]string{".dockerignore": "mine\n"},
+			next:    []gen.File{file(".dockerignore", merge, "x\n")},
+			want: Change{Path: ".dockerignore", Action: Conflict, Policy: merge, Old: []byte("mine\n"), Mode: 0o644, Conflicts: 1,
+				New: []byte("<<<<<<< yours\nmine\n||||||| base\n=======\nx\n>>>>>>> generator 0.2.0\n")},
+			inState: true,
+		},
+		{
+			name:    "a new user file where the user has one",
+			current: map[string]string{"tools_y.go": "mine\n"},
+			next:    []gen.File{file("tools_y.go", user, "generated\n")},
+			want:    Change{Path: "tools_y.go", Action: Kept, Policy: user, Old: []byte("mine\n"), New: []byte("mine\n"), Mode: 0o644, Note: "yours"},
+			inState: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, base := state(t, rendered(t, "0.1.0", tt.old...))
+			current := map[string][]byte{}
+			for p, d := range tt.current {
+				current[p] = []byte(d)
+			}
+			r, err := Plan(current, m, base, rendered(t, "0.2.0", tt.next...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *Change
+			for i := range r.Changes {
+				if r.Changes[i].Path == tt.want.Path {
+					got = &r.Changes[i]
+				}
+			}
+			if got == nil {
+				t.Fatalf("no change for %s in %+v", tt.want.Path, r.Changes)
+			}
+			if got.String() != tt.want.String() || string(got.Old) != string(tt.want.Old) || string(got.New) != string(tt.want.New) ||
+				(got.New == nil) != (tt.want.New == nil) || got.Mode != tt.want.Mode || got.Backup != tt.want.Backup || got.Policy != tt.want.Policy {
+				t.Errorf("plan =\n%+v\nwant\n%+v", *got, tt.want)
+			}
+			newM, err := gen.ParseManifest(r.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := newM.Lookup(tt.want.Path); ok != tt.inState {
+				t.Errorf("new manifest lists %s: %v, want %v", tt.want.Path, ok, tt.inState)
+			}
+			if newM.GeneratorVersion != "0.2.0" {
+				t.Errorf("new manifest version %q", newM.GeneratorVersion)
+			}
+		})
+	}
+}
+
+func TestPlanUntrustedBase(t *testing.T) {
+	old := rendered(t, "0.1.0", file("main.go", gen.PolicyMerge, "a\nb\nc\n"))
+	m, _ := state(t, old)
+	// A base that does not match the manifest (edited by hand, say) is not
+	// used: the user's edit and the generator's then conflict as wholes
+	// instead of merging on a wrong base.
+	base := map[string][]byte{"main.go": []byte("a\nB\nc\n")}
+	current := map[string][]byte{"main.go": []byte("a\nb\nc\nmine\n")}
+	r, err := Plan(current, m, base, rendered(t, "0.2.0", file("main.go", gen.PolicyMerge, "new\na\nb\nc\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Changes[0]
+	if c.Action != Conflict || !strings.Contains(string(c.New), "mine\n") || !strings.Contains(string(c.New), "new\n") {
+		t.Errorf("plan = %s\n%s", c, c.New)
+	}
+}
+
+func TestPlanRefusesUnresolvedConflicts(t *testing.T) {
+	old := rendered(t, "0.1.0", file("main.go", gen.PolicyMerge, "a\n"))
+	m, base := state(t, old)
+	current := map[string][]byte{"main.go": []byte("<<<<<<< yours\nb\n=======\nc\n>>>>>>> generator 0.1.0\n")}
+	_, err := Plan(current, m, base, rendered(t, "0.2.0", file("main.go", gen.PolicyMerge, "a\n")))
+	var ue *UnresolvedError
+	if !errors.As(err, &ue) || ue.Path != "main.go" || ue.Line != 1 {
+		t.Errorf("Plan error = %v, want an UnresolvedError for main.go:1", err)
+	}
+}
+
+func TestApply(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("keep.txt", "same\n")
+	write("edit.txt", "old\n")
+	write("gone.txt", "bye\n")
+	write("internal/a/a.go", "mine\n")
+	r := &Result{
+		Changes: []Change{
+			{Path: "keep.txt", Action: Unchanged, Old: []byte("same\n"), New: []byte("same\n")},
+			{Path: "edit.txt", Action: Merged, Old: []byte("old\n"), New: []byte("new\n")},
+			{Path: "gone.txt", Action: Removed, Old: []byte("bye\n")},
+			{Path: "sub/new.txt", Action: Added, New: []byte("hello\n"), Mode: 0o755},
+			{Path: "internal/a/a.go", Action: Replaced, Old: []byte("mine\n"), New: []byte("theirs\n"), Backup: "internal/a/a.go.user-edit"},
+		},
+		Manifest: []byte("{}\n"),
+		Base:     []byte("base\n"),
+	}
+	if err := Apply(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"keep.txt": "same\n", "edit.txt": "new\n", "sub/new.txt": "hello\n",
+		"internal/a/a.go": "theirs\n", "internal/a/a.go.user-edit": "mine\n",
+		gen.ManifestPath: "{}\n", gen.BasePath: "base\n",
+	}
+	got := map[string]string{}
+	modes := map[string]os.FileMode{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		info, _ := d.Info()
+		got[filepath.ToSlash(rel)] = string(data)
+		modes[filepath.ToSlash(rel)] = info.Mode().Perm()
+		return nil
+	})
+	if len(got) != len(want) {
+		t.Errorf("files after Apply = %q, want %q", got, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s = %q, want %q", p, got[p], w)
+		}
+	}
+	if modes["edit.txt"] != 0o600 || modes["sub/new.txt"] != 0o755 {
+		t.Errorf("modes: edit.txt %v (want the old -rw-------), sub/new.txt %v (want -rwxr-xr-x)", modes["edit.txt"], modes["sub/new.txt"])
+	}
+}
+
+func TestApplyRejectsPathsOutsideTheProject(t *testing.T) {
+	dir := t.TempDir()
+	r := &Result{Changes: []Change{{Path: "../escape.txt", Action: Added, New: []byte("x\n")}}}
+	if err := Apply(filepath.Join(dir, "p"), r); err == nil {
+		t.Fatal("Apply wrote outside the project")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "escape.txt")); !os.IsNotExist(err) {
+		t.Errorf("escape.txt exists: %v", err)
+	}
+}
