@@ -114,6 +114,10 @@ func testChromium(t *testing.T, srv *server) {
 	if !strings.HasPrefix(info.Location, srv.BaseURL+"/") {
 		t.Fatalf("wrong password: the browser left the server for %s", info.Location)
 	}
+	if info.Approve == "" {
+		b.screenshot("wrong-password", phone)
+		t.Fatalf("wrong password: the server answered with a page that has no login form to try again (title %q):\n%s", info.Title, info.Text)
+	}
 	if !wrongPasswordMessage.MatchString(info.Text) {
 		t.Errorf("wrong password: no clear message (want one matching %s); page text:\n%s", wrongPasswordMessage, info.Text)
 	}
@@ -128,12 +132,9 @@ func testChromium(t *testing.T, srv *server) {
 	// 3. The right password, typed into the form shown after the error,
 	// and a click on the sign-in button: the browser lands on the redirect
 	// URI with a code.
-	if info.Approve == "" {
-		t.Fatalf("after a wrong password: no form to try again; page text:\n%s", info.Text)
-	}
 	b.typeCredentials("sign in", testUser, testPassword)
 	b.clickAndLoad("sign in: click "+strconv.Quote(info.Approve), `[data-interop=approve]`)
-	q := waitCallback(t, "sign in", callbacks)
+	q := waitCallback(t, "sign in", b, callbacks)
 	checkBrowserCallback(t, "sign in", b, srv, redirect, q, state)
 	tok, err := oc.Exchange(ctx, q.Get("code"), verifier)
 	if err != nil {
@@ -156,7 +157,7 @@ func testChromium(t *testing.T, srv *server) {
 			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), testPassword+kb.Enter))(ctx, tg)
 		return err
 	}))
-	q = waitCallback(t, "press Enter", callbacks)
+	q = waitCallback(t, "press Enter", b, callbacks)
 	checkBrowserCallback(t, "press Enter", b, srv, redirect, q, state)
 
 	// 5. Nothing went wrong in the console.
@@ -166,13 +167,15 @@ func testChromium(t *testing.T, srv *server) {
 }
 
 // waitCallback waits for the browser to reach the client's redirect URI.
-func waitCallback(t *testing.T, step string, callbacks <-chan url.Values) url.Values {
+func waitCallback(t *testing.T, step string, b *browser, callbacks <-chan url.Values) url.Values {
 	t.Helper()
 	select {
 	case q := <-callbacks:
 		return q
 	case <-time.After(15 * time.Second):
-		t.Fatalf("%s: the browser never reached the client's redirect URI", step)
+		info := b.pageInfo(step + ": where the browser is")
+		t.Fatalf("%s: the browser never reached the client's redirect URI; it shows %s (title %q):\n%s",
+			step, info.Location, info.Title, info.Text)
 		return nil
 	}
 }
