@@ -235,7 +235,7 @@ func TestCrashKill9(t *testing.T) {
 	}
 	sdb.Close()
 
-	startCrashServer(t, addr, db, users)
+	srv2 := startCrashServer(t, addr, db, users)
 	hc := &http.Client{Timeout: 30 * time.Second}
 	live := func(at string) bool {
 		st, _, err := mcpauthtest.BearerStatus(ctx(t), hc, base+"/mcp", at)
@@ -305,6 +305,33 @@ func TestCrashKill9(t *testing.T) {
 		}
 		if len(old) > 0 && next[i] != nil && live(next[i].AccessToken) {
 			t.Errorf("chain %d: reuse of a rotated token after the crash did not revoke the family", i)
+		}
+	}
+	// No token of the run is in the database, its WAL or either log.
+	var secrets []string
+	for _, ch := range chains {
+		secrets = append(secrets, ch.rt, ch.at)
+		secrets = append(secrets, ch.ats...)
+		secrets = append(secrets, ch.revokedATs...)
+		secrets = append(secrets, ch.rotated...)
+	}
+	for _, tok := range next {
+		if tok != nil {
+			secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
+		}
+	}
+	files := map[string]string{"log before the kill": srv.stderr.String(), "log after the restart": srv2.stderr.String()}
+	for _, suffix := range []string{"", "-wal"} {
+		if data, err := os.ReadFile(db + suffix); err == nil {
+			files["auth.db"+suffix] = string(data)
+		}
+	}
+	for name, data := range files {
+		for _, sec := range secrets {
+			if sec != "" && strings.Contains(data, sec) {
+				t.Errorf("%s contains a token", name)
+				break
+			}
 		}
 	}
 	t.Logf("%d rotations, %d access-token revocations, %d operations in flight at the kill", rotations, revocations, inflight)
