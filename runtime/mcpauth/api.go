@@ -280,7 +280,7 @@ func newServer(cfg Config) (*Server, error) {
 	for _, o := range cfg.AllowedOrigins {
 		s.allowedOrigins = append(s.allowedOrigins, strings.ToLower(strings.TrimSuffix(o, "/")))
 	}
-	s.cimd = newCIMDFetcher(cfg.AllowLoopbackClientMetadata)
+	s.cimd = newCIMDFetcher(cfg.AllowLoopbackClientMetadata, cfg.Now)
 	if err := s.buildMetadata(); err != nil {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}

@@ -327,11 +327,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := newSecret()
-	err = s.store.createCode(r.Context(), &authCode{
-		Hash: hashSecret(code), GrantID: newSecret(), ClientID: req.Client.ID, User: username,
-		RedirectURI: req.RedirectURI, CodeChallenge: req.CodeChallenge, Scope: req.Scope,
-		Resource: req.Resource, Stamp: stamp, ExpiresAt: now.Add(s.cfg.CodeTTL),
-	}, now)
+	stored := *req.Client // req.Client may be shared with the metadata cache
+	stored.CreatedAt = now
+	err = s.rememberClient(r.Context(), &stored)
+	if err == nil {
+		err = s.store.createCode(r.Context(), &authCode{
+			Hash: hashSecret(code), GrantID: newSecret(), ClientID: req.Client.ID, User: username,
+			RedirectURI: req.RedirectURI, CodeChallenge: req.CodeChallenge, Scope: req.Scope,
+			Resource: req.Resource, Stamp: stamp, ExpiresAt: now.Add(s.cfg.CodeTTL),
+		}, now)
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "authorize: store code", "error", err)
 		errCode := "server_error"

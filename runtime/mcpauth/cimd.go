@@ -1,27 +1,363 @@
 package mcpauth
 
+// OAuth Client ID Metadata Documents
+// (draft-ietf-oauth-client-id-metadata-document-00), as the MCP
+// authorization spec (2025-11-25 and later) uses them: a client_id that is
+// an https URL with a path names a JSON document, published by the client,
+// that describes it. The server fetches the document instead of requiring a
+// registration.
+//
+// Fetching a URL a stranger chose is server-side request forgery waiting to
+// happen, so the fetch:
+//   - accepts only https URLs without userinfo, fragment or dot segments;
+//   - dials only public addresses: the check runs on the address actually
+//     dialed (net.Dialer.Control), after DNS resolution, so a name that
+//     resolves (or rebinds) to a private, loopback, link-local or otherwise
+//     special address is refused; no proxy from the environment is used;
+//   - follows no redirects, reads at most 5 KB, and gives up after 5 s;
+//   - runs at most a few at a time, and failures are remembered briefly.
+//
+// The document must be JSON whose client_id equals the URL exactly, with
+// valid redirect_uris; it describes a public client (no secret, auth method
+// none). Documents are cached as their Cache-Control max-age allows (at most
+// a day; five minutes without caching headers; not at all with no-store).
+//
+// Config.AllowLoopbackClientMetadata lifts the address check and also
+// accepts http URLs on loopback hosts; it exists for tests only.
+
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // cimdSupported says whether client ID metadata documents are advertised.
-const cimdSupported = false
+const cimdSupported = true
 
-// cimdFetcher fetches client ID metadata documents.
+const (
+	maxMetadataDoc      = 5 << 10
+	metadataTimeout     = 5 * time.Second
+	metadataDefaultTTL  = 5 * time.Minute
+	metadataMaxTTL      = 24 * time.Hour
+	metadataFailureTTL  = time.Minute
+	maxMetadataCache    = 1000
+	maxMetadataFetching = 4
+)
+
+// docError is a problem with the document itself, safe to show the user.
+type docError struct{ msg string }
+
+func (e *docError) Error() string { return e.msg }
+
+func docErrorf(format string, args ...any) error { return &docError{fmt.Sprintf(format, args...)} }
+
+// cimdFetcher fetches and caches client ID metadata documents.
 type cimdFetcher struct {
 	allowLoopback bool
+	client        *http.Client
+	now           func() time.Time
+	sem           chan struct{}
+
+	mu    sync.Mutex
+	cache map[string]cimdEntry
 }
 
-func newCIMDFetcher(allowLoopback bool) *cimdFetcher {
-	return &cimdFetcher{allowLoopback: allowLoopback}
+type cimdEntry struct {
+	client  *client
+	err     error
+	expires time.Time
 }
 
-// lookupClient returns the client with id, or nil if there is none.
+func newCIMDFetcher(allowLoopback bool, now func() time.Time) *cimdFetcher {
+	f := &cimdFetcher{
+		allowLoopback: allowLoopback,
+		now:           now,
+		sem:           make(chan struct{}, maxMetadataFetching),
+		cache:         make(map[string]cimdEntry),
+	}
+	dialer := &net.Dialer{Timeout: metadataTimeout, Control: f.checkDial}
+	f.client = &http.Client{
+		Timeout: metadataTimeout,
+		Transport: &http.Transport{
+			Proxy:                 nil, // a proxy would dial for us, past checkDial
+			DialContext:           dialer.DialContext,
+			TLSHandshakeTimeout:   metadataTimeout,
+			ResponseHeaderTimeout: metadataTimeout,
+			MaxIdleConns:          10,
+			IdleConnTimeout:       30 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return errors.New("client metadata document redirects; redirects are not followed")
+		},
+	}
+	return f
+}
+
+// errNotPublic is returned when a metadata URL resolves to an address the
+// server must not contact.
+var errNotPublic = errors.New("client metadata URL resolves to a non-public address")
+
+// checkDial refuses connections to non-public addresses. It runs after
+// name resolution, on the address being dialed.
+func (f *cimdFetcher) checkDial(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", errNotPublic, address)
+	}
+	if f.allowLoopback || publicAddr(ap.Addr()) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", errNotPublic, ap.Addr())
+}
+
+// specialPrefixes are non-public ranges that netip's predicates miss
+// (RFC 6890 and successors).
+var specialPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"), // shared address space (CGNAT)
+	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),  // documentation
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),  // reserved, broadcast
+	netip.MustParsePrefix("64:ff9b::/96"), // NAT64: may embed a private IPv4
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("100::/64"),      // discard
+	netip.MustParsePrefix("2001::/23"),     // IETF protocol assignments, Teredo
+	netip.MustParsePrefix("2001:db8::/32"), // documentation
+	netip.MustParsePrefix("2002::/16"),     // 6to4: may embed a private IPv4
+	netip.MustParsePrefix("fec0::/10"),     // site-local (deprecated)
+}
+
+// publicAddr reports whether a is a globally routable unicast address.
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() ||
+		a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
+		return false
+	}
+	for _, p := range specialPrefixes {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// isMetadataURL reports whether a client_id names a metadata document.
+func (f *cimdFetcher) isMetadataURL(id string) bool {
+	if strings.HasPrefix(id, "https://") {
+		return true
+	}
+	return f.allowLoopback && strings.HasPrefix(id, "http://")
+}
+
+// validMetadataURL checks the form of a metadata document URL.
+func (f *cimdFetcher) validMetadataURL(id string) error {
+	if len(id) > maxRedirectURILen {
+		return docErrorf("the client_id URL is too long")
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return docErrorf("the client_id URL contains invalid characters")
+		}
+	}
+	u, err := url.Parse(id)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") {
+		return docErrorf("the client_id is not a valid https URL")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && f.allowLoopback && isLoopbackHost(u.Hostname()):
+	default:
+		return docErrorf("the client_id URL must use https")
+	}
+	if u.Path == "" || u.Path == "/" {
+		return docErrorf("the client_id URL must have a path")
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") {
+			return docErrorf("the client_id URL must not contain dot segments")
+		}
+	}
+	return nil
+}
+
+// get returns the client described by the document at id.
+func (f *cimdFetcher) get(ctx context.Context, id string) (*client, error) {
+	now := f.now()
+	f.mu.Lock()
+	e, ok := f.cache[id]
+	f.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.client, e.err
+	}
+	c, ttl, err := f.fetch(ctx, id)
+	if err != nil {
+		ttl = metadataFailureTTL
+		if errors.Is(err, context.Canceled) {
+			ttl = 0
+		}
+	}
+	if ttl > 0 {
+		f.mu.Lock()
+		if len(f.cache) >= maxMetadataCache {
+			clear(f.cache)
+		}
+		f.cache[id] = cimdEntry{client: c, err: err, expires: now.Add(ttl)}
+		f.mu.Unlock()
+	}
+	return c, err
+}
+
+// metadataDoc is the part of a client metadata document read here.
+type metadataDoc struct {
+	ClientID                string   `json:"client_id"`
+	ClientName              string   `json:"client_name"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	Scope                   string   `json:"scope"`
+	ClientSecret            *string  `json:"client_secret"`
+}
+
+// fetch retrieves and validates the document at id, returning how long it
+// may be cached.
+func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, time.Duration, error) {
+	if err := f.validMetadataURL(id); err != nil {
+		return nil, metadataFailureTTL, err
+	}
+	select {
+	case f.sem <- struct{}{}:
+		defer func() { <-f.sem }()
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("client metadata request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch client metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, docErrorf("fetching the client metadata document gave status %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataDoc+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("read client metadata: %w", err)
+	}
+	if len(body) > maxMetadataDoc {
+		return nil, 0, docErrorf("the client metadata document is larger than %d bytes", maxMetadataDoc)
+	}
+	var doc metadataDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, 0, docErrorf("the client metadata document is not a JSON object")
+	}
+	c, err := clientFromDocument(id, &doc)
+	if err != nil {
+		return nil, 0, err
+	}
+	return c, cacheTTL(resp.Header), nil
+}
+
+// clientFromDocument validates a metadata document fetched from id.
+func clientFromDocument(id string, doc *metadataDoc) (*client, error) {
+	if doc.ClientID != id {
+		return nil, docErrorf("the client metadata document's client_id does not equal its URL")
+	}
+	if doc.ClientSecret != nil || (doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != "none") {
+		return nil, docErrorf("a client metadata document describes a public client: no secret, token_endpoint_auth_method none")
+	}
+	c, err := newClientFromMetadata(&registerRequest{
+		RedirectURIs:  doc.RedirectURIs,
+		GrantTypes:    doc.GrantTypes,
+		ResponseTypes: doc.ResponseTypes,
+		ClientName:    doc.ClientName,
+		Scope:         doc.Scope,
+	})
+	if err != nil {
+		return nil, docErrorf("client metadata document: %v", err)
+	}
+	c.ID = id
+	c.Metadata = true
+	return c, nil
+}
+
+// cacheTTL derives how long a response may be cached from Cache-Control.
+func cacheTTL(h http.Header) time.Duration {
+	cc := h.Values("Cache-Control")
+	if len(cc) == 0 {
+		return metadataDefaultTTL
+	}
+	ttl := time.Duration(-1)
+	for _, v := range cc {
+		for d := range strings.SplitSeq(v, ",") {
+			d = strings.ToLower(strings.TrimSpace(d))
+			switch {
+			case d == "no-store" || d == "no-cache" || d == "private":
+				return 0
+			case strings.HasPrefix(d, "max-age="):
+				n, err := strconv.Atoi(strings.Trim(d[len("max-age="):], `"`))
+				if err != nil || n < 0 {
+					return 0
+				}
+				ttl = time.Duration(n) * time.Second
+			}
+		}
+	}
+	if ttl < 0 {
+		return metadataDefaultTTL
+	}
+	return min(ttl, metadataMaxTTL)
+}
+
+// lookupClient returns the client with id, or nil if there is none. A
+// client_id that is a URL is resolved through its metadata document; a
+// document that cannot be used is a *pageError saying why.
 func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
+	if s.cimd.isMetadataURL(id) {
+		c, err := s.cimd.get(ctx, id)
+		if err != nil {
+			s.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "error", err)
+			msg := "it could not be fetched"
+			if de, ok := errors.AsType[*docError](err); ok {
+				msg = de.msg
+			}
+			return nil, badRequest("The application's client metadata document at " + id + " cannot be used: " + msg + ".")
+		}
+		return c, nil
+	}
 	c, err := s.store.getClient(ctx, id)
 	if errors.Is(err, errNotFound) {
 		return nil, nil
 	}
 	return c, err
+}
+
+// rememberClient stores a metadata-document client so codes and grants can
+// refer to it; lookups still go through the document.
+func (s *Server) rememberClient(ctx context.Context, c *client) error {
+	if !c.Metadata {
+		return nil
+	}
+	return s.store.upsertClient(ctx, c)
 }

@@ -213,10 +213,18 @@ func TestFlowMCPGoClient(t *testing.T) {
 // tokens for username.
 func signIn(t *testing.T, fs *flowServer, username, password, version string) (*client.Client, *transport.OAuthHandler, *client.MemoryTokenStore) {
 	t.Helper()
+	return signInAs(t, fs, "", username, password, version)
+}
+
+// signInAs is signIn for a client with a fixed client_id (a client ID
+// metadata document URL); with clientID "" the client registers itself.
+func signInAs(t *testing.T, fs *flowServer, clientID, username, password, version string) (*client.Client, *transport.OAuthHandler, *client.MemoryTokenStore) {
+	t.Helper()
 	ctx := t.Context()
 	tokens := client.NewMemoryTokenStore()
 	const redirectURI = "http://127.0.0.1:43127/callback"
 	tr, err := transport.NewStreamableHTTP(fs.URL+"/mcp", transport.WithHTTPOAuth(client.OAuthConfig{
+		ClientID:    clientID,
 		RedirectURI: redirectURI,
 		Scopes:      []string{"mcp"},
 		TokenStore:  tokens,
@@ -240,8 +248,10 @@ func signIn(t *testing.T, fs *flowServer, username, password, version string) (*
 		t.Fatalf("first Initialize: %v, want an OAuth authorization-required error", err)
 	}
 	h := client.GetOAuthHandler(err)
-	if err := h.RegisterClient(ctx, "flow test"); err != nil {
-		t.Fatalf("RegisterClient: %v", err)
+	if clientID == "" {
+		if err := h.RegisterClient(ctx, "flow test"); err != nil {
+			t.Fatalf("RegisterClient: %v", err)
+		}
 	}
 	verifier, err := client.GenerateCodeVerifier()
 	if err != nil {
@@ -341,5 +351,62 @@ func TestSessionsBoundToUser(t *testing.T) {
 				t.Fatalf("tools/list with alice's session: %s, want %d\n%s", resp.Status, tc.want, body)
 			}
 		})
+	}
+}
+
+// TestFlowClientMetadataDocument: a client identified by the URL of its
+// client ID metadata document signs in without registering. (The document
+// is served from loopback, which only AllowLoopbackClientMetadata permits.)
+func TestFlowClientMetadataDocument(t *testing.T) {
+	var docURL string
+	docs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/client.json" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		json.NewEncoder(w).Encode(map[string]any{
+			"client_id":                  docURL,
+			"client_name":                "Metadata Client",
+			"redirect_uris":              []string{"http://127.0.0.1/callback"}, // any port: loopback
+			"token_endpoint_auth_method": "none",
+		})
+	}))
+	defer docs.Close()
+	docURL = docs.URL + "/client.json"
+
+	fs := newFlowServer(t, mcpauth.Config{AllowLoopbackClientMetadata: true})
+	resp, err := http.Get(fs.URL + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if meta["client_id_metadata_document_supported"] != true {
+		t.Errorf("metadata does not advertise client ID metadata documents: %v", meta)
+	}
+
+	c, h, _ := signInAs(t, fs, docURL, flowUser, flowPassword, "")
+	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if who := callWhoami(t, c); who.User != flowUser || who.ClientID != docURL || h.GetClientID() != docURL {
+		t.Fatalf("whoami = %+v, want user %s and client %s", who, flowUser, docURL)
+	}
+
+	// Without the option the same document is refused: loopback is not public.
+	strict := newFlowServer(t, mcpauth.Config{})
+	resp, err = http.Get(strict.URL + "/authorize?" + url.Values{
+		"client_id": {docURL}, "redirect_uri": {"http://127.0.0.1:5555/callback"}, "response_type": {"code"},
+		"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"},
+	}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("authorize with a loopback metadata document, default config: %s, want 400", resp.Status)
 	}
 }

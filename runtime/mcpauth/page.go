@@ -43,6 +43,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <h1>Sign in to {{.Server}}</h1>
 <div class="app">
 <p><strong>{{.ClientName}}</strong> <span class="note">(name given by the application, not verified)</span></p>
+{{if .ClientURL}}<p class="note">Application ID: {{.ClientURL}}</p>{{end}}
 <p>wants to use this server on your behalf{{if .Scope}} with access <strong>{{.Scope}}</strong>{{end}}.</p>
 <p class="note">You will be sent back to <strong>{{.RedirectHost}}</strong>.</p>
 </div>
@@ -94,9 +95,13 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *
 			host = u.Scheme + ":"
 		}
 	}
+	clientURL := ""
+	if req.Client.Metadata {
+		clientURL = req.Client.ID
+	}
 	data := struct {
-		Server, ClientName, Scope, RedirectHost, Error, Tx string
-	}{s.serverName, name, req.Scope, host, msg, tx}
+		Server, ClientName, ClientURL, Scope, RedirectHost, Error, Tx string
+	}{s.serverName, name, clientURL, req.Scope, host, msg, tx}
 	s.renderPage(w, status, loginPage, data)
 }
 

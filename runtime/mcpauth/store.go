@@ -115,6 +115,8 @@ type store interface {
 	// register.go
 	createClient(ctx context.Context, c *client) error
 	countClients(ctx context.Context) (int, error)
+	// upsertClient stores a client described by a metadata document.
+	upsertClient(ctx context.Context, c *client) error
 	// authorize.go, token.go, revoke.go
 	getClient(ctx context.Context, id string) (*client, error)
 	// authorize.go

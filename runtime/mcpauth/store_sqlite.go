@@ -344,6 +344,26 @@ func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
 	})
 }
 
+func (s *sqliteStore) upsertClient(ctx context.Context, c *client) error {
+	uris, _ := json.Marshal(c.RedirectURIs)
+	grants, _ := json.Marshal(c.GrantTypes)
+	resp, _ := json.Marshal(c.ResponseTypes)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO clients
+			(id, secret_hash, auth_method, redirect_uris, grant_types, response_types, client_name, scope, created_at)
+			VALUES (?, NULL, 'none', ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET secret_hash = NULL, auth_method = 'none',
+				redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,
+				response_types = excluded.response_types, client_name = excluded.client_name,
+				scope = excluded.scope, created_at = excluded.created_at`,
+			c.ID, string(uris), string(grants), string(resp), c.Name, c.Scope, ms(c.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("store metadata client: %w", err)
+		}
+		return nil
+	})
+}
+
 func (s *sqliteStore) countClients(ctx context.Context) (int, error) {
 	var n int
 	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM clients").Scan(&n); err != nil {

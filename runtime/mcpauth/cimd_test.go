@@ -1,0 +1,218 @@
+package mcpauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestPublicAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"8.8.8.8", true},
+		{"1.1.1.1", true},
+		{"2606:4700::1111", true},
+		{"127.0.0.1", false},
+		{"127.5.6.7", false},
+		{"10.1.2.3", false},
+		{"172.16.0.1", false},
+		{"192.168.1.1", false},
+		{"169.254.169.254", false}, // cloud metadata
+		{"100.64.0.1", false},
+		{"0.0.0.0", false},
+		{"0.1.2.3", false},
+		{"224.0.0.1", false},
+		{"255.255.255.255", false},
+		{"198.18.0.1", false},
+		{"192.0.2.1", false},
+		{"::1", false},
+		{"::", false},
+		{"fe80::1", false},
+		{"fc00::1", false},
+		{"fd12:3456::1", false},
+		{"::ffff:127.0.0.1", false},
+		{"::ffff:10.0.0.1", false},
+		{"64:ff9b::a00:1", false}, // NAT64 of 10.0.0.1
+		{"2002:a00:1::1", false},  // 6to4 of 10.0.0.1
+		{"2001:db8::1", false},
+		{"ff02::1", false},
+	} {
+		if got := publicAddr(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("publicAddr(%s) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestCIMDRefusesNonPublicAddress: without the test option, a metadata URL
+// whose name resolves to loopback is never contacted, even over https.
+func TestCIMDRefusesNonPublicAddress(t *testing.T) {
+	var hits atomic.Int32
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+	}))
+	defer ts.Close()
+	f := newCIMDFetcher(false, time.Now)
+	for _, id := range []string{
+		strings.Replace(ts.URL, "127.0.0.1", "localhost", 1) + "/client.json",
+		ts.URL + "/client.json",
+	} {
+		_, err := f.get(t.Context(), id)
+		if !errors.Is(err, errNotPublic) {
+			t.Errorf("get(%s) = %v, want errNotPublic", id, err)
+		}
+	}
+	if _, err := f.get(t.Context(), "http://127.0.0.1:1/client.json"); err == nil {
+		t.Error("plain http metadata URL accepted without the test option")
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the loopback server was contacted %d times", n)
+	}
+}
+
+// docServer serves metadata documents by path for the tests below.
+func docServer(t *testing.T, docs map[string]func(w http.ResponseWriter, url string)) (base string, hits *atomic.Int32) {
+	t.Helper()
+	hits = new(atomic.Int32)
+	var ts *httptest.Server
+	ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		h, ok := docs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		h(w, ts.URL+r.URL.Path)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL, hits
+}
+
+func jsonDoc(cacheControl, format string) func(w http.ResponseWriter, url string) {
+	return func(w http.ResponseWriter, url string) {
+		if cacheControl != "" {
+			w.Header().Set("Cache-Control", cacheControl)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, format, url)
+	}
+}
+
+func TestCIMDDocumentRules(t *testing.T) {
+	const good = `{"client_id":%q,"client_name":"Doc App","redirect_uris":["http://localhost/callback"]}`
+	base, _ := docServer(t, map[string]func(http.ResponseWriter, string){
+		"/good.json":     jsonDoc("", good),
+		"/mismatch.json": jsonDoc("", `{"client_id":"https://other.example/x%.0s","redirect_uris":["https://a.example/cb"]}`),
+		"/secret.json":   jsonDoc("", `{"client_id":%q,"client_secret":"s","redirect_uris":["https://a.example/cb"]}`),
+		"/basic.json":    jsonDoc("", `{"client_id":%q,"token_endpoint_auth_method":"client_secret_basic","redirect_uris":["https://a.example/cb"]}`),
+		"/js.json":       jsonDoc("", `{"client_id":%q,"redirect_uris":["javascript:alert(1)"]}`),
+		"/none.json":     jsonDoc("", `{"client_id":%q}`),
+		"/notjson.json":  jsonDoc("", `<html>%s</html>`),
+		"/big.json": func(w http.ResponseWriter, url string) {
+			fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":["https://a.example/cb"],"pad":"%s"}`, url, strings.Repeat("x", 6000))
+		},
+		"/redirect.json": func(w http.ResponseWriter, url string) {
+			w.Header().Set("Location", strings.Replace(url, "redirect", "good", 1))
+			w.WriteHeader(http.StatusFound)
+		},
+		"/": jsonDoc("", good),
+	})
+	f := newCIMDFetcher(true, time.Now)
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{"/good.json", true},
+		{"/mismatch.json", false},
+		{"/secret.json", false},
+		{"/basic.json", false},
+		{"/js.json", false},
+		{"/none.json", false},
+		{"/notjson.json", false},
+		{"/big.json", false},
+		{"/redirect.json", false},
+		{"/missing.json", false},
+		{"/", false}, // no path
+		{"/a/../good.json", false},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			id := base + tc.path
+			c, err := f.get(t.Context(), id)
+			if tc.ok != (err == nil) {
+				t.Fatalf("get(%s) = %+v, %v; want ok=%v", tc.path, c, err, tc.ok)
+			}
+			if err != nil {
+				return
+			}
+			if c.ID != id || !c.Metadata || c.SecretHash != nil || c.AuthMethod != "none" || c.Name != "Doc App" {
+				t.Fatalf("client from document: %+v", c)
+			}
+		})
+	}
+}
+
+func TestCIMDCache(t *testing.T) {
+	const doc = `{"client_id":%q,"redirect_uris":["https://a.example/cb"]}`
+	base, hits := docServer(t, map[string]func(http.ResponseWriter, string){
+		"/maxage.json":  jsonDoc("public, max-age=60", doc),
+		"/nostore.json": jsonDoc("no-store", doc),
+		"/plain.json":   jsonDoc("", doc),
+	})
+	for _, tc := range []struct {
+		path    string
+		advance time.Duration // between the second and third get
+		want    int32         // fetches for three gets
+	}{
+		{"/maxage.json", 61 * time.Second, 2},
+		{"/maxage.json", 30 * time.Second, 1},
+		{"/nostore.json", 0, 3},
+		{"/plain.json", time.Minute, 1},
+		{"/plain.json", 6 * time.Minute, 2},
+	} {
+		t.Run(fmt.Sprintf("%s+%v", tc.path, tc.advance), func(t *testing.T) {
+			now := time.Now()
+			f := newCIMDFetcher(true, func() time.Time { return now })
+			hits.Store(0)
+			for i := range 3 {
+				if i == 2 {
+					now = now.Add(tc.advance)
+				}
+				if _, err := f.get(t.Context(), base+tc.path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := hits.Load(); got != tc.want {
+				t.Fatalf("%d fetches, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCacheTTL(t *testing.T) {
+	for _, tc := range []struct {
+		cc   string
+		want time.Duration
+	}{
+		{"", metadataDefaultTTL},
+		{"max-age=120", 2 * time.Minute},
+		{"public, max-age=0", 0},
+		{"no-store", 0},
+		{"max-age=999999999", metadataMaxTTL},
+		{"max-age=bogus", 0},
+	} {
+		h := http.Header{}
+		if tc.cc != "" {
+			h.Set("Cache-Control", tc.cc)
+		}
+		if got := cacheTTL(h); got != tc.want {
+			t.Errorf("cacheTTL(%q) = %v, want %v", tc.cc, got, tc.want)
+		}
+	}
+}
