@@ -410,3 +410,94 @@ func TestFlowClientMetadataDocument(t *testing.T) {
 		t.Fatalf("authorize with a loopback metadata document, default config: %s, want 400", resp.Status)
 	}
 }
+
+// TestLoginOrigin: the sign-in POST is refused when it comes from another
+// site, and accepted from the page itself, including the "Origin: null"
+// that browsers send from a page with Referrer-Policy: no-referrer.
+func TestLoginOrigin(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	reg, err := http.Post(fs.URL+"/register", "application/json",
+		strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"],"client_name":"origin test"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ClientID string `json:"client_id"`
+	}
+	json.NewDecoder(reg.Body).Decode(&c)
+	reg.Body.Close()
+	verifier := strings.Repeat("v", 43)
+	authURL := fs.URL + "/authorize?" + url.Values{
+		"client_id": {c.ClientID}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"},
+		"code_challenge": {client.GenerateCodeChallenge(verifier)}, "code_challenge_method": {"S256"},
+	}.Encode()
+
+	for _, tc := range []struct {
+		name, origin, site string
+		want               int
+	}{
+		{"no headers", "", "", http.StatusSeeOther},
+		{"own origin", fs.URL, "same-origin", http.StatusSeeOther},
+		{"null origin from the page", "null", "same-origin", http.StatusSeeOther},
+		{"null origin, no fetch metadata", "null", "", http.StatusForbidden},
+		{"foreign origin", "https://evil.example", "cross-site", http.StatusForbidden},
+		{"foreign origin only", "https://evil.example", "", http.StatusForbidden},
+		{"cross-site fetch metadata only", "", "cross-site", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			jar, _ := cookiejar.New(nil)
+			hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			}}
+			resp, err := hc.Get(authURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			form := url.Values{"username": {flowUser}, "password": {flowPassword}, "action": {"approve"}}
+			for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+				form.Set(m[1], html.UnescapeString(m[2]))
+			}
+			req, _ := http.NewRequest(http.MethodPost, fs.URL+"/authorize", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.site != "" {
+				req.Header.Set("Sec-Fetch-Site", tc.site)
+			}
+			resp, err = hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("POST /authorize: %s, want %d", resp.Status, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoginPageDefaultButton: pressing Enter submits a form with its first
+// submit button, which must be the one that approves.
+func TestLoginPageDefaultButton(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	_, h, _ := signIn(t, fs, flowUser, flowPassword, "")
+	resp, err := http.Get(fs.URL + "/authorize?" + url.Values{
+		"client_id": {h.GetClientID()}, "redirect_uri": {"http://127.0.0.1:43127/callback"}, "response_type": {"code"},
+		"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"},
+	}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	first := regexp.MustCompile(`<button type="submit" name="action" value="([a-z]+)"`).FindSubmatch(page)
+	if first == nil || string(first[1]) != "approve" {
+		t.Fatalf("first submit button is %q, want approve", first)
+	}
+	if !strings.Contains(string(page), `rel="icon"`) {
+		t.Error("no inline icon: browsers request /favicon.ico and log a 404")
+	}
+}

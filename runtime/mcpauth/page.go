@@ -24,17 +24,21 @@ p{margin:.5rem 0}
 label{display:block;margin:1rem 0 .25rem;font-weight:600}
 input[type=text],input[type=password]{width:100%;padding:.65rem .75rem;font-size:1rem;border:1px solid #b8bfca;border-radius:6px}
 input:focus{outline:2px solid #2457d6;outline-offset:1px}
-.buttons{display:flex;gap:.75rem;margin-top:1.5rem}
+.buttons{display:flex;flex-direction:row-reverse;gap:.75rem;margin-top:1.5rem}
 button{flex:1;padding:.7rem;font-size:1rem;border-radius:6px;border:1px solid #2457d6;cursor:pointer}
 button.primary{background:#2457d6;color:#fff}
 button.secondary{background:#fff;color:#2457d6}
 `
 
+// loginPage is the sign-in and consent form. The approve button comes first
+// in the markup (CSS shows it on the right): pressing Enter in a field
+// submits with the form's first button.
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>Sign in to {{.Server}}</title>
 <style>` + pageStyle + `</style>
 </head>
@@ -55,8 +59,8 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <div class="buttons">
-<button type="submit" name="action" value="deny" class="secondary">Deny</button>
 <button type="submit" name="action" value="approve" class="primary">Sign in and allow</button>
+<button type="submit" name="action" value="deny" class="secondary">Deny</button>
 </div>
 </form>
 <p class="note">Only allow applications you trust. Deny also needs your password.</p>
@@ -70,6 +74,7 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{{.Title}}</title>
 <style>` + pageStyle + `</style>
 </head>
