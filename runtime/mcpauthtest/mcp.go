@@ -65,15 +65,17 @@ func ResultText(res *mcp.CallToolResult) string {
 	return b.String()
 }
 
-// BearerStatus posts a JSON-RPC ping to mcpURL with accessToken (none if
-// empty) and returns the HTTP status and the response headers. A live
-// token gets anything but 401 and 403; a dead one gets 401 with
+// BearerStatus posts a stateless tools/list request (protocol 2026-07-28)
+// to mcpURL with accessToken (none if empty) and returns the HTTP status and
+// the response headers. A live token gets 200; a dead one gets 401 with
 // WWW-Authenticate error="invalid_token". hc nil means http.DefaultClient.
 func BearerStatus(ctx context.Context, hc *http.Client, mcpURL, accessToken string) (int, http.Header, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	body := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{` +
+		`"io.modelcontextprotocol/protocolVersion":"` + mcp.LATEST_PROTOCOL_VERSION + `",` +
+		`"io.modelcontextprotocol/clientCapabilities":{}}}}`
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, fmt.Errorf("mcp: bearer check: %w", err)
@@ -81,7 +83,7 @@ func BearerStatus(ctx context.Context, hc *http.Client, mcpURL, accessToken stri
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("Mcp-Protocol-Version", mcp.LATEST_PROTOCOL_VERSION)
-	req.Header.Set("Mcp-Method", "ping")
+	req.Header.Set("Mcp-Method", "tools/list")
 	if accessToken != "" {
 		req.Header.Set("Authorization", "Bearer "+accessToken)
 	}
