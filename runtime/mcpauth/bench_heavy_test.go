@@ -249,4 +249,3 @@ func userVersion(b *testing.B, path string) int {
 	}
 	return v
 }
-
