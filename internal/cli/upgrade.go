@@ -35,9 +35,24 @@ type UpgradeOptions struct {
 	NameSet, DescriptionSet bool // whether --name, --description were given
 }
 
-// ErrConflicts is returned (exit status 1) when an upgrade left conflict
-// markers; everything else it had to do is done.
-var ErrConflicts = errors.New("upgrade left conflicts")
+// ErrConflicts matches the error (exit status 1) of an upgrade that left
+// conflict markers, or of a dry run that would; everything else the upgrade
+// had to do is done.
+var ErrConflicts = errors.New("upgrade conflicts")
+
+type conflictsError struct {
+	files int
+	dry   bool
+}
+
+func (e *conflictsError) Error() string {
+	if e.dry {
+		return fmt.Sprintf("the upgrade would leave conflict markers in %d file(s), listed above", e.files)
+	}
+	return fmt.Sprintf("%d file(s) have conflict markers, listed above; resolve them (upgrade refuses to run again until you do)", e.files)
+}
+
+func (e *conflictsError) Is(target error) bool { return target == ErrConflicts }
 
 // NewCmdUpgrade returns the upgrade command. runF, if not nil, replaces
 // upgradeRun (for tests of flag handling).
@@ -161,7 +176,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		}
 		fmt.Fprintln(out, "dry run: nothing was written")
 		if n := len(res.Conflicts()); n > 0 {
-			return fmt.Errorf("%w: %d file(s) would get conflict markers", ErrConflicts, n)
+			return &conflictsError{files: n, dry: true}
 		}
 		return nil
 	}
@@ -178,7 +193,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 			fmt.Fprintf(out, "  %s\n", filepath.Join(dir, filepath.FromSlash(c.Path)))
 		}
 		fmt.Fprintln(out, "Edit each block to what you want, delete the marker lines, then run go build ./... && go test ./...")
-		return fmt.Errorf("%w in %d file(s), listed above; resolve them (upgrade refuses to run again until you do)", ErrConflicts, len(cs))
+		return &conflictsError{files: len(cs)}
 	}
 	fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; check it with: go build ./... && go test ./...\n", dir, res.To)
 	return nil
