@@ -548,3 +548,47 @@ func TestUpgradeRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeInterruptedCanBeRerun simulates an upgrade interrupted after
+// writing the project's files but before recording the new manifest and
+// merge base (Apply writes those last): running upgrade again must finish
+// the job without conflicts, ending exactly where one uninterrupted upgrade
+// ends.
+func TestUpgradeInterruptedCanBeRerun(t *testing.T) {
+	nextT, nextR := nextSources(t)
+	edit := func(t *testing.T, dir string) {
+		editFile(t, dir, "main.go", `serverVersion     = "0.1.0"`, `serverVersion     = "1.4.0"`)
+		editFile(t, dir, "README.md", "## Quick start\n", "## Quick start\n\nAsk the ops team for an account first.\n")
+		editFile(t, dir, "internal/mcpauth/token.go", "package mcpauth\n", "package mcpauth\n\n// My local hack.\n")
+	}
+	once := newProject(t)
+	edit(t, once)
+	if r := runUpgrade(t, once, nextT, nextR, nextVersion); r.exit != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
+	}
+
+	twice := newProject(t)
+	edit(t, twice)
+	oldState := map[string]string{}
+	for _, name := range []string{gen.ManifestPath, gen.BasePath} {
+		oldState[name] = readFile(t, twice, name)
+	}
+	if r := runUpgrade(t, twice, nextT, nextR, nextVersion); r.exit != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
+	}
+	for name, data := range oldState { // as if the state had never been written
+		if err := os.WriteFile(filepath.Join(twice, filepath.FromSlash(name)), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runUpgrade(t, twice, nextT, nextR, nextVersion)
+	if r.exit != 0 {
+		t.Fatalf("rerun: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "WARNING") {
+		t.Errorf("rerun warned again:\n%s", r.stdout)
+	}
+	if treeHash(t, once) != treeHash(t, twice) {
+		t.Error("an interrupted and rerun upgrade ended elsewhere than an uninterrupted one")
+	}
+}
