@@ -28,7 +28,8 @@ const RuntimeImportPrefix = GeneratorModule + "/runtime/"
 // path is mod: every import of RuntimeImportPrefix+X becomes mod/internal/X,
 // and GeneratedHeader is put on the first line, followed by a blank line so
 // that it does not become the package's doc comment. Nothing else changes
-// (apart from gofmt re-sorting the rewritten imports).
+// (apart from gofmt re-sorting the rewritten imports). src must be
+// gofmt-clean.
 //
 // Imports are found with go/parser, never with text search, so a string or
 // comment that happens to contain the path is left alone. It is an error for
@@ -46,13 +47,21 @@ func VendorGo(filename string, src []byte, mod string) ([]byte, error) {
 }
 
 // rewriteImports replaces each import path of src with rewrite(path) by
-// editing the bytes of the path literals in place, prepends header and
-// gofmts the result.
+// editing the bytes of the path literals in place, and prepends header.
+//
+// Only the file's head (package clause and imports) is gofmt'd again, to
+// re-sort the rewritten imports: runtime sources are gofmt-clean already,
+// and formatting just the head keeps vendoring fast (TestVendoredRuntime
+// and the generated projects' gofmt check guard this).
 func rewriteImports(filename string, src []byte, rewrite func(string) (string, error), header string) ([]byte, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, filename, src, parser.ImportsOnly|parser.ParseComments)
 	if err != nil {
 		return nil, fmt.Errorf("parse runtime file: %w", err)
+	}
+	headEnd := fset.Position(f.Name.End()).Offset
+	if n := len(f.Decls); n > 0 { // with ImportsOnly, Decls are the import declarations
+		headEnd = fset.Position(f.Decls[n-1].End()).Offset
 	}
 	type edit struct {
 		start, end int
@@ -77,17 +86,17 @@ func rewriteImports(filename string, src []byte, rewrite func(string) (string, e
 			text:  strconv.Quote(repl),
 		})
 	}
-	out := slices.Clone(src)
+	head := slices.Clone(src[:headEnd])
 	for i := len(edits) - 1; i >= 0; i-- { // back to front keeps offsets valid
 		e := edits[i]
-		out = slices.Concat(out[:e.start], []byte(e.text), out[e.end:])
+		head = slices.Concat(head[:e.start], []byte(e.text), head[e.end:])
 	}
-	var buf bytes.Buffer
-	buf.WriteString(header)
-	buf.Write(out)
-	formatted, err := format.Source(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("format %s: %w", filename, err)
+	if len(edits) > 0 {
+		formatted, err := format.Source(head)
+		if err != nil {
+			return nil, fmt.Errorf("format %s: %w", filename, err)
+		}
+		head = bytes.TrimSuffix(formatted, []byte("\n"))
 	}
-	return formatted, nil
+	return slices.Concat([]byte(header), head, src[headEnd:]), nil
 }
