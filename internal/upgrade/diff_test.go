@@ -54,8 +54,12 @@ func lcsLen(a, b []int) int {
 // long as the longest one: the diff is minimal, so merges see every line
 // both sides kept.
 func TestLineMatchesIsLongest(t *testing.T) {
+	iterations := 2000
+	if testing.Short() {
+		iterations = 300
+	}
 	r := rand.New(rand.NewSource(1))
-	for iter := range 5000 {
+	for iter := range iterations {
 		a := randInts(r, r.Intn(25), 1+r.Intn(6))
 		b := randInts(r, r.Intn(25), 1+r.Intn(6))
 		ms := lineMatches(a, b)
@@ -82,9 +86,10 @@ func randInts(r *rand.Rand, n, alphabet int) []int {
 }
 
 func TestLineMatchesLarge(t *testing.T) {
-	// Two unrelated 20,000-line inputs: linear space keeps this cheap.
-	a := make([]int, 20000)
-	b := make([]int, 20000)
+	// Two unrelated 5,000-line inputs, the worst case (D = N+M): linear
+	// space keeps the memory at O(N+M) instead of O(D²).
+	a := make([]int, 5000)
+	b := make([]int, 5000)
 	for i := range a {
 		a[i], b[i] = i, len(a)+i
 	}

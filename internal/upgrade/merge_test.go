@@ -198,9 +198,9 @@ func edit(r *rand.Rand, lines []string, tag string, maxEdits int) (out []string,
 // alphabet ("}", "", "return nil") so that the diff must choose among many
 // equal lines, as it does in real Go code.
 func TestMerge3Property(t *testing.T) {
-	iterations := 20000
+	iterations := 5000
 	if testing.Short() {
-		iterations = 2000
+		iterations = 1000
 	}
 	r := rand.New(rand.NewSource(42))
 	alphabet := []string{"}\n", "\n", "\treturn nil\n", "\t}\n", "// x\n"}
@@ -304,4 +304,21 @@ func lineSet(s string) map[string]bool {
 		set[strings.TrimSuffix(l, "\n")] = true
 	}
 	return set
+}
+
+// BenchmarkMerge3 merges a 2,000-line file with a few edits on each side,
+// the size of a large main.go or README.
+func BenchmarkMerge3(b *testing.B) {
+	var base []string
+	for i := range 2000 {
+		base = append(base, fmt.Sprintf("line %d of a generated file\n", i), "\n")
+	}
+	r := rand.New(rand.NewSource(1))
+	yours, _, _ := edit(r, base, "user", 10)
+	theirs, _, _ := edit(r, base, "gen", 10)
+	bs, ys, ts := []byte(strings.Join(base, "")), []byte(strings.Join(yours, "")), []byte(strings.Join(theirs, ""))
+	b.SetBytes(int64(len(bs)))
+	for b.Loop() {
+		Merge3(bs, ys, ts, testLabels)
+	}
 }
