@@ -501,6 +501,7 @@ func TestUpgradeRefuses(t *testing.T) {
 	tests := []struct {
 		name    string
 		prepare func(t *testing.T, dir string)
+		args    []string
 		version string
 		stderr  string
 	}{
@@ -524,21 +525,37 @@ func TestUpgradeRefuses(t *testing.T) {
 		},
 		{
 			name:    "a tool that exists",
-			prepare: func(t *testing.T, dir string) {},
+			args:    []string{"--tools", "alerts,forecast"},
 			version: gen.Version,
 			stderr:  `--tools: the project already has a tool "forecast"`,
+		},
+		{
+			name:    "an invalid tool name",
+			args:    []string{"--tool", "bad name"},
+			version: gen.Version,
+			stderr:  `--tools: tool name "bad name": only letters, digits`,
+		},
+		{
+			name:    "tool names that clash in Go",
+			args:    []string{"--tools", "Forecast"},
+			version: gen.Version,
+			stderr:  `both become the Go name "forecast"`,
+		},
+		{
+			name:    "an empty name",
+			args:    []string{"--name", ""},
+			version: gen.Version,
+			stderr:  "--name: server name: must not be empty",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := newProject(t)
-			tt.prepare(t, dir)
-			before := treeHash(t, dir)
-			var args []string
-			if tt.name == "a tool that exists" {
-				args = []string{"--tools", "forecast"}
+			if tt.prepare != nil {
+				tt.prepare(t, dir)
 			}
-			r := runUpgrade(t, dir, today, rt, tt.version, args...)
+			before := treeHash(t, dir)
+			r := runUpgrade(t, dir, today, rt, tt.version, tt.args...)
 			if r.exit != 2 || !strings.Contains(r.stderr, tt.stderr) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", r.exit, r.stderr, tt.stderr)
 			}
