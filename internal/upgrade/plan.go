@@ -129,7 +129,6 @@ func Plan(current map[string][]byte, m *gen.Manifest, base map[string][]byte, ne
 
 	p := &planner{
 		current: current,
-		old:     m,
 		base:    base,
 		labels:  Labels{Yours: ConflictLabel, Base: "base", Theirs: "generator " + nm.GeneratorVersion},
 		taken:   map[string]bool{},
@@ -140,6 +139,9 @@ func Plan(current map[string][]byte, m *gen.Manifest, base map[string][]byte, ne
 	nextByPath := map[string]gen.File{}
 	var paths []string
 	for _, f := range files {
+		if _, dup := nextByPath[f.Path]; dup {
+			return nil, fmt.Errorf("plan upgrade: %s is rendered twice", f.Path)
+		}
 		nextByPath[f.Path] = f
 		paths = append(paths, f.Path)
 		p.taken[f.Path] = true
@@ -219,7 +221,6 @@ func splitState(next []gen.File) (*gen.Manifest, *txtar.Archive, []gen.File, err
 
 type planner struct {
 	current map[string][]byte
-	old     *gen.Manifest
 	base    map[string][]byte
 	labels  Labels
 	taken   map[string]bool // paths that exist or will exist
