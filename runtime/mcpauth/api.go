@@ -28,7 +28,7 @@
 //	}, s)
 //
 // The server keeps per-process state (pending sign-ins, throttling counters,
-// legacy MCP sessions, a cache of validated tokens): run one process per
+// legacy MCP sessions, cached client metadata documents): run one process per
 // database file.
 package mcpauth
 
@@ -139,7 +139,6 @@ type Server struct {
 
 	store    store
 	users    users
-	cache    *tokenCache
 	txs      *transactions
 	sessions *sessionOwners
 	cimd     *cimdFetcher
@@ -254,7 +253,6 @@ func newServer(cfg Config) (*Server, error) {
 		origin:     u.Scheme + "://" + host,
 		baseHost:   host,
 		cookieName: browserCookie,
-		cache:      newTokenCache(),
 		txs:        newTransactions(),
 		sessions:   newSessionOwners(),
 

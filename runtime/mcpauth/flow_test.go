@@ -3,6 +3,7 @@ package mcpauth_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"net"
@@ -499,5 +500,113 @@ func TestLoginPageDefaultButton(t *testing.T) {
 	}
 	if !strings.Contains(string(page), `rel="icon"`) {
 		t.Error("no inline icon: browsers request /favicon.ico and log a 404")
+	}
+}
+
+// TestServeShutdown: cancelling the context stops Serve promptly even while
+// a client holds a long-lived MCP stream open, and requests in flight are
+// not cut off with a 5xx.
+func TestServeShutdown(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.txt")
+	if err := userfile.Add(users, flowUser, flowPassword); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	s, err := mcpauth.New(mcpauth.Config{BaseURL: base, DBPath: filepath.Join(dir, "auth.db"), UsersPath: users},
+		server.NewMCPServer("shutdown-test", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+
+	fs := &flowServer{URL: base, UsersPath: users, Server: s}
+	c, _, tokens := signIn(t, fs, flowUser, flowPassword, "2025-11-25")
+	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokens.GetToken(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A standalone GET stream stays open until the server ends it.
+	req, _ := http.NewRequest(http.MethodGet, base+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", c.GetSessionId())
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %s", resp.Status)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after cancel: %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("Serve did not return after the context was cancelled")
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("stream ended with %v", err)
+	}
+}
+
+// TestListenAndServe: it serves the metadata on cfg.Addr and returns nil
+// once the context is cancelled.
+func TestListenAndServe(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // free the port for ListenAndServe
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- mcpauth.ListenAndServe(ctx, mcpauth.Config{Addr: addr, DBPath: filepath.Join(dir, "auth.db"),
+			UsersPath: filepath.Join(dir, "users.txt")}, server.NewMCPServer("las-test", "1.0.0"))
+	}()
+	var resp *http.Response
+	for range 100 {
+		resp, err = http.Get("http://" + addr + "/.well-known/oauth-authorization-server")
+		if err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Issuer string `json:"issuer"`
+	}
+	json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if meta.Issuer != "http://"+addr {
+		t.Errorf("issuer %q, want http://%s (the default base URL)", meta.Issuer, addr)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ListenAndServe: %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("ListenAndServe did not return")
 	}
 }

@@ -57,9 +57,6 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if grantID == "" && err == nil {
 		s.guessFailed(ip, cid, unknown)
 	}
-	if grantID != "" || err != nil {
-		s.cache.invalidate()
-	}
 	if err != nil {
 		oe := serverError(err)
 		oe.Code, oe.Description, oe.Status = "temporarily_unavailable", "the token could not be revoked, try again", http.StatusServiceUnavailable

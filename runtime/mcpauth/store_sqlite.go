@@ -21,11 +21,14 @@ import (
 // that was acknowledged survives power loss: a consumed code or a rotated
 // refresh token never comes back), foreign keys, and BEGIN IMMEDIATE for
 // every transaction (a deferred read-then-write upgrade fails with
-// SQLITE_BUSY in WAL mode regardless of the busy timeout).
+// SQLITE_BUSY in WAL mode regardless of the busy timeout). Reads go through
+// a memory map (mmap_size): token lookups on a large database then cost
+// about what they cost on a small one. SQLite never writes through the map.
 
 // dsnParams are appended to the database path.
 const dsnParams = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)" +
-	"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate" +
+	"&_pragma=mmap_size(268435456)"
 
 // migrations are the schema steps, numbered from 1 by their index + 1. The
 // database records how many have run in PRAGMA user_version. Steps are
