@@ -1466,6 +1466,7 @@ func TestF6_RevokeStorageFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the server's busy timeout")
 	}
+	t.Parallel() // mostly waiting for the server's busy retries (about 20 s)
 	e := newEnv(t)
 	c := e.register(nil)
 	tok := e.tokens(c)
@@ -2413,6 +2414,7 @@ func TestK4_NoDebugLeakage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the server's busy timeout")
 	}
+	t.Parallel() // mostly waiting for the server's busy retries (about 20 s)
 	e := newEnv(t)
 	unlock := lockDB(t, e.dbPath)
 	resp, body := postJSON(e, "/register", []byte(`{"redirect_uris":["https://client.example/cb"]}`))
