@@ -44,7 +44,7 @@ func errorf(code, description string) *oauthError {
 // the client sees: 503 temporarily_unavailable when the database is busy,
 // else 500 server_error. The cause is only logged.
 func serverError(err error) *oauthError {
-	if errors.Is(err, errBusy) {
+	if errors.Is(err, errBusy) || isBusy(err) {
 		return &oauthError{Code: "temporarily_unavailable", Description: "the server is busy, try again",
 			Status: http.StatusServiceUnavailable, Err: err, retryAfter: "1"}
 	}

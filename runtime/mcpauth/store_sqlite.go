@@ -26,7 +26,7 @@ import (
 // about what they cost on a small one. SQLite never writes through the map.
 
 // dsnParams are appended to the database path.
-const dsnParams = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)" +
+const dsnParams = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(3000)" +
 	"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate" +
 	"&_pragma=mmap_size(268435456)"
 
@@ -293,10 +293,12 @@ func isBusy(err error) bool {
 	return false
 }
 
-// write runs fn in a BEGIN IMMEDIATE transaction, retrying with jitter while
-// the database is busy, and returns errBusy if it stays busy.
+// write runs fn in a BEGIN IMMEDIATE transaction, retrying once with jitter
+// while the database is busy, and returns errBusy if it stays busy. With
+// the 3 s busy_timeout a client waits at most about 6 s for its 503, well
+// within common HTTP client timeouts.
 func (s *sqliteStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	const attempts = 4
+	const attempts = 2
 	var err error
 	for i := range attempts {
 		if i > 0 {

@@ -137,7 +137,7 @@ func TestPragmas(t *testing.T) {
 			{"journal_mode", "wal"},
 			{"synchronous", "2"},
 			{"foreign_keys", "1"},
-			{"busy_timeout", "5000"},
+			{"busy_timeout", "3000"},
 		} {
 			var got string
 			if err := c.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
