@@ -178,6 +178,10 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
 	uf.SetLogger(s.log)
+	if uf.Len() == 0 {
+		s.log.Warn("mcpauth: the users file has no users, so nobody can sign in; add one with the user add command",
+			"path", s.cfg.UsersPath)
+	}
 	s.users = uf
 	st, err := openSQLite(context.Background(), s.cfg.DBPath)
 	if err != nil {
