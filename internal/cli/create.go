@@ -90,7 +90,7 @@ existing is ever overwritten.`,
 	}
 	cmd.Flags().StringVar(&opts.Module, "module", "", "Go module `path` (default: base name of DIR)")
 	cmd.Flags().StringVar(&opts.Name, "name", "", "server `name` shown to clients (default: base name of DIR)")
-	cmd.Flags().StringVar(&opts.Description, "description", "", "one-line description of the server")
+	cmd.Flags().StringVar(&opts.Description, "description", "", "one-line `text` describing the server, shown in the README and to clients")
 	cmd.Flags().StringSliceVar(&toolList, "tools", nil, "comma-separated tool `names` (default: echo)")
 	cmd.Flags().StringArrayVar(&toolEach, "tool", nil, "a tool `name`; may be repeated")
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "never prompt: take the default for every unanswered question")
