@@ -2,8 +2,10 @@ package mcpauth_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net"
@@ -608,5 +610,83 @@ func TestListenAndServe(t *testing.T) {
 		}
 	case <-time.After(8 * time.Second):
 		t.Fatal("ListenAndServe did not return")
+	}
+}
+
+// codeFor registers a public client and signs in through the form,
+// returning the client id, an authorization code and its verifier.
+func codeFor(t *testing.T, fs *flowServer, redirectURI string) (clientID, code, verifier string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"redirect_uris": []string{redirectURI}, "client_name": "test"})
+	resp, err := http.Post(fs.URL+"/register", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || reg.ClientID == "" {
+		t.Fatalf("register: %s", resp.Status)
+	}
+	verifier, _ = client.GenerateCodeVerifier()
+	loc := login(t, fs.URL+"/authorize?"+url.Values{
+		"client_id": {reg.ClientID}, "redirect_uri": {redirectURI}, "response_type": {"code"},
+		"code_challenge": {client.GenerateCodeChallenge(verifier)}, "code_challenge_method": {"S256"},
+	}.Encode(), flowUser, flowPassword)
+	return reg.ClientID, loc.Query().Get("code"), verifier
+}
+
+// TestPublicClientAuthentication: a public client authenticates with its
+// client_id alone; an empty secret (in the body or in Basic credentials)
+// counts as none; any real secret is refused with 401 invalid_client.
+func TestPublicClientAuthentication(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	const redirectURI = "http://127.0.0.1:8123/cb"
+	for _, tc := range []struct {
+		name      string
+		secret    *string // client_secret in the body
+		basic     string  // Basic credentials "id:secret" with id filled in, or ""
+		want      int
+		wantBasic bool // WWW-Authenticate: Basic expected
+	}{
+		{"client_id only", nil, "", 200, false},
+		{"empty client_secret", new(""), "", 200, false},
+		{"Basic with empty secret", nil, "%s:", 200, false},
+		{"made-up client_secret", new("made-up"), "", 401, false},
+		{"Basic with made-up secret", nil, "%s:made-up", 401, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, code, verifier := codeFor(t, fs, redirectURI)
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier},
+				"redirect_uri": {redirectURI}}
+			if tc.basic == "" {
+				form.Set("client_id", id)
+			}
+			if tc.secret != nil {
+				form.Set("client_secret", *tc.secret)
+			}
+			req, _ := http.NewRequest(http.MethodPost, fs.URL+"/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.basic != "" {
+				req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(tc.basic, id))))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("token: %s %s, want %d", resp.Status, body, tc.want)
+			}
+			if got := strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic"); got != tc.wantBasic {
+				t.Errorf("WWW-Authenticate %q, want Basic challenge: %v", resp.Header.Get("WWW-Authenticate"), tc.wantBasic)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", resp.Header.Get("Cache-Control"))
+			}
+		})
 	}
 }

@@ -160,7 +160,7 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, 
 // (Authorization: Basic), client_secret_post (client_id and client_secret in
 // the body), or none (client_id only). Confidential clients may use either
 // secret method; public clients must not present a secret (an empty
-// client_secret counts as none).
+// client_secret, or Basic credentials with an empty secret, count as none).
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, error) {
 	id, secret := form.Get("client_id"), form.Get("client_secret")
 	basic := false
@@ -190,7 +190,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, 
 		return nil, fail
 	}
 	if c.SecretHash == nil {
-		if secret != "" || basic {
+		// A public client has no secret; an empty one (in the body or in
+		// Basic credentials, as some clients send) counts as none.
+		if secret != "" {
 			return nil, fail
 		}
 		return c, nil
