@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -280,5 +281,47 @@ func TestApplyRejectsPathsOutsideTheProject(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "escape.txt")); !os.IsNotExist(err) {
 		t.Errorf("escape.txt exists: %v", err)
+	}
+}
+
+func TestReadProject(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		"main.go":                   "package main\n",
+		"internal/a/a.go":           "package a\n",
+		"internal/a/a.go.user-edit": "older\n",
+		"notes.txt":                 "not generated\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &gen.Manifest{Files: []gen.ManifestFile{
+		{Path: "main.go", Policy: gen.PolicyMerge},
+		{Path: "Dockerfile", Policy: gen.PolicyMerge}, // deleted by the user
+		{Path: "internal/a/a.go", Policy: gen.PolicyRuntime},
+	}}
+	next := []gen.File{file("new.txt", gen.PolicyMerge, "x\n"), file(gen.ManifestPath, gen.PolicyState, "{}")}
+	got, err := ReadProject(dir, m, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for p := range got {
+		names = append(names, p)
+	}
+	slices.Sort(names)
+	// Generated files that exist, and backups beside runtime files; not the
+	// user's other files, not absent ones, not the state.
+	want := []string{"internal/a/a.go", "internal/a/a.go.user-edit", "main.go"}
+	if !slices.Equal(names, want) {
+		t.Errorf("ReadProject read %q, want %q", names, want)
+	}
+
+	m.Files = append(m.Files, gen.ManifestFile{Path: "../outside", Policy: gen.PolicyMerge})
+	if _, err := ReadProject(dir, m, nil); err == nil {
+		t.Error("ReadProject accepted a manifest path outside the project")
 	}
 }
