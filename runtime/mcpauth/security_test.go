@@ -1547,7 +1547,7 @@ func TestG2_AudienceEnforced(t *testing.T) {
 	a := newEnv(t)
 	// A second resource server sharing the same storage: a token issued for
 	// a's resource must not work at b's.
-	b := newEnv(t, func(cfg *mcpauth.Config) { cfg.DBPath = a.dbPath })
+	b := newEnv(t, func(cfg *mcpauth.Config) { cfg.DBPath, cfg.UsersPath = a.dbPath, a.usersPath })
 	c := a.register(nil)
 	tok := a.tokens(c)
 	if !a.live(tok.AccessToken) {
