@@ -195,7 +195,11 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		fmt.Fprintln(out, "Edit each block to what you want, delete the marker lines, then run go build ./... && go test ./...")
 		return &conflictsError{files: len(cs)}
 	}
-	fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; check it with: go build ./... && go test ./...\n", dir, res.To)
+	if counts := countChanges(res); counts == "" {
+		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; nothing changed\n", dir, res.To)
+	} else {
+		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s (%s); check it with: go build ./... && go test ./...\n", dir, res.To, counts)
+	}
 	return nil
 }
 
@@ -206,6 +210,25 @@ func report(w io.Writer, res *upgrade.Result) {
 			fmt.Fprintln(w, l)
 		}
 	}
+}
+
+// countChanges summarizes the files an upgrade changes, e.g. "1 added,
+// 3 updated, 1 merged", or returns "" if it changes none.
+func countChanges(res *upgrade.Result) string {
+	order := []upgrade.Action{upgrade.Added, upgrade.Updated, upgrade.Merged, upgrade.Conflict, upgrade.Replaced, upgrade.Removed}
+	n := map[upgrade.Action]int{}
+	for _, c := range res.Changes {
+		if c.Writes() || c.Backup != "" {
+			n[c.Action]++
+		}
+	}
+	var parts []string
+	for _, a := range order {
+		if n[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[a], a))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // readManifest reads the manifest of dir, refusing a directory that was not
