@@ -198,7 +198,7 @@ func resolveAnswers(opts *CreateOptions, def gen.Answers) (gen.Answers, error) {
 		}
 	}
 	if !opts.DescriptionSet {
-		a.Description, err = askString(p, "--description", gen.DefaultDescription(a.Name), gen.ValidateDescription,
+		a.Description, err = askString(p, "--description", gen.DefaultDescription, gen.ValidateDescription,
 			"Description:", "One line, shown in the README and to clients.")
 		if err != nil {
 			return a, err

@@ -158,7 +158,7 @@ func TestCreateInteractiveAsksOnlyWhatIsMissing(t *testing.T) {
 	if p.asked[0] != "Description:" || len(p.asked) != 2 {
 		t.Errorf("asked %q, want only the description and the confirmation", p.asked)
 	}
-	if d := manifestOf(t, dir).Answers.Description; d != gen.DefaultDescription("W") {
+	if d := manifestOf(t, dir).Answers.Description; d != gen.DefaultDescription {
 		t.Errorf("description = %q, want the default", d)
 	}
 }

@@ -54,15 +54,13 @@ func Defaults(dir string) Answers {
 	return Answers{
 		Module:      base,
 		Name:        base,
-		Description: DefaultDescription(base),
+		Description: DefaultDescription,
 		Tools:       []string{DefaultTool},
 	}
 }
 
 // DefaultDescription is the description used when none is given.
-func DefaultDescription(name string) string {
-	return fmt.Sprintf("%s: an MCP server with built-in OAuth 2.1 sign-in", name)
-}
+const DefaultDescription = "An MCP server with built-in OAuth 2.1 sign-in."
 
 // Validate reports the first problem with a, in the order the questions are
 // asked. Its messages name the offending value and say what is allowed.
