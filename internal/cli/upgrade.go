@@ -195,10 +195,14 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		fmt.Fprintln(out, "Edit each block to what you want, delete the marker lines, then run go build ./... && go test ./...")
 		return &conflictsError{files: len(cs)}
 	}
+	name := dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		name = filepath.Base(abs)
+	}
 	if counts := countChanges(res); counts == "" {
-		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; nothing changed\n", dir, res.To)
+		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; nothing changed\n", name, res.To)
 	} else {
-		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s (%s); check it with: go build ./... && go test ./...\n", dir, res.To, counts)
+		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s (%s); check it with: go build ./... && go test ./...\n", name, res.To, counts)
 	}
 	return nil
 }
