@@ -463,8 +463,12 @@ func TestUpgradeScenarios(t *testing.T) {
 			if tt.fix != nil {
 				tt.fix(t, dir)
 			}
-			// Upgrading again changes nothing.
+			// Upgrading again changes nothing, not even a modification time.
 			settled := treeHash(t, dir)
+			manifestInfo, err := os.Stat(filepath.Join(dir, filepath.FromSlash(gen.ManifestPath)))
+			if err != nil {
+				t.Fatal(err)
+			}
 			again := runUpgrade(t, dir, nextT, nextR, nextVersion)
 			if again.exit != 0 {
 				t.Fatalf("second upgrade: exit %d\n%s%s", again.exit, again.stdout, again.stderr)
@@ -478,6 +482,9 @@ func TestUpgradeScenarios(t *testing.T) {
 			}
 			if treeHash(t, dir) != settled {
 				t.Error("second upgrade changed the project")
+			}
+			if info, err := os.Stat(filepath.Join(dir, filepath.FromSlash(gen.ManifestPath))); err != nil || !info.ModTime().Equal(manifestInfo.ModTime()) {
+				t.Errorf("second upgrade rewrote the manifest (%v)", err)
 			}
 			if tt.build {
 				buildAndTest(t, dir)

@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -129,6 +130,9 @@ func Apply(dir string, r *Result) error {
 		path string
 		data []byte
 	}{{gen.BasePath, r.Base}, {gen.ManifestPath, r.Manifest}} {
+		if old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(s.path))); err == nil && bytes.Equal(old, s.data) {
+			continue // an upgrade that changes nothing touches nothing
+		}
 		if err := writeFile(filepath.Join(dir, filepath.FromSlash(s.path)), s.data, 0o644); err != nil {
 			return fmt.Errorf("apply upgrade (files written, state not recorded; run it again): %w", err)
 		}
