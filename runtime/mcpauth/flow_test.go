@@ -519,8 +519,14 @@ func TestServeShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	s, err := mcpauth.New(mcpauth.Config{BaseURL: base, DBPath: filepath.Join(dir, "auth.db"), UsersPath: users},
-		server.NewMCPServer("shutdown-test", "1.0.0"))
+	ms := server.NewMCPServer("shutdown-test", "1.0.0")
+	started := make(chan struct{})
+	ms.AddTool(mcp.NewTool("slow"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		close(started)
+		time.Sleep(500 * time.Millisecond)
+		return mcp.NewToolResultText("done"), nil
+	})
+	s, err := mcpauth.New(mcpauth.Config{BaseURL: base, DBPath: filepath.Join(dir, "auth.db"), UsersPath: users}, ms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,6 +559,16 @@ func TestServeShutdown(t *testing.T) {
 		t.Fatalf("GET stream: %s", resp.Status)
 	}
 
+	// A tool call in flight when shutdown starts still completes.
+	slow := make(chan error, 1)
+	go func() {
+		res, err := c.CallTool(context.Background(), mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "slow"}})
+		if err == nil && res.IsError {
+			err = fmt.Errorf("tool error: %+v", res.Content)
+		}
+		slow <- err
+	}()
+	<-started
 	cancel()
 	select {
 	case err := <-done:
@@ -561,6 +577,9 @@ func TestServeShutdown(t *testing.T) {
 		}
 	case <-time.After(8 * time.Second):
 		t.Fatal("Serve did not return after the context was cancelled")
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("tool call in flight during shutdown: %v", err)
 	}
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Logf("stream ended with %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -12,8 +13,7 @@ import (
 )
 
 // ListenAndServe runs New(cfg, mcp) on cfg.Addr until ctx is cancelled, then
-// shuts down gracefully: it stops accepting connections, ends MCP streams,
-// waits up to 10 seconds for requests in flight and closes the database.
+// shuts down gracefully (see Server.Serve) and closes the database.
 func ListenAndServe(ctx context.Context, cfg Config, mcp *server.MCPServer) error {
 	s, err := New(cfg, mcp)
 	if err != nil {
@@ -27,9 +27,13 @@ func ListenAndServe(ctx context.Context, cfg Config, mcp *server.MCPServer) erro
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx is cancelled, then shuts down gracefully. It
-// does not Close s.
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully: it
+// stops accepting connections, ends MCP streams, gives requests in flight a
+// few seconds, then cancels what is left. It does not Close s.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Requests outlive ctx (so shutdown can be graceful) until baseCancel.
+	base, baseCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer baseCancel()
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -38,7 +42,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// context. Bodies are capped per endpoint instead.
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
-		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:    func(net.Listener) context.Context { return base },
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -48,11 +53,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("mcpauth: serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.log.Info("mcpauth: shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Long-lived GET streams never end by themselves: close them first.
+	// Long-lived streams never end by themselves: end the sessions' streams
+	// now, and cancel whatever still runs after a grace period.
 	s.mcpHandler.CloseSessions(shutCtx)
+	stop := time.AfterFunc(5*time.Second, baseCancel)
+	defer stop.Stop()
 	err := srv.Shutdown(shutCtx)
+	if err != nil {
+		srv.Close()
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
