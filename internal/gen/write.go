@@ -75,7 +75,22 @@ func Write(ctx context.Context, dir string, files []File, force bool) error {
 
 func writeNew(ctx context.Context, dir string, files []File) (err error) {
 	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	existing := parent
+	for {
+		if _, err := os.Stat(existing); err == nil || filepath.Dir(existing) == existing {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	parents, err := mkdirs(existing, parent)
+	defer func() {
+		if err != nil {
+			for _, p := range slices.Backward(parents) {
+				os.Remove(p)
+			}
+		}
+	}()
+	if err != nil {
 		return fmt.Errorf("create %s: %w", parent, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")

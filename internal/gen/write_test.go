@@ -157,6 +157,16 @@ func TestWriteRollback(t *testing.T) {
 			t.Errorf("after a failed Write: %v", got)
 		}
 	})
+	t.Run("new directory with new parents", func(t *testing.T) {
+		root := t.TempDir()
+		err := Write(context.Background(), filepath.Join(root, "a", "b", "proj"), files, false)
+		if err == nil {
+			t.Fatal("Write succeeded")
+		}
+		if got := tree(t, root); len(got) != 0 {
+			t.Errorf("after a failed Write: %v", got)
+		}
+	})
 	t.Run("cancelled", func(t *testing.T) {
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())
