@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -389,11 +388,4 @@ func (e *env) callWhoami(at string) string {
 		e.t.Fatalf("whoami: tool error %s", mcpauthtest.ResultText(res))
 	}
 	return mcpauthtest.ResultText(res)
-}
-
-// loopbackAddr reports whether the test server listens on loopback.
-func loopbackAddr(addr string) bool {
-	host, _, _ := net.SplitHostPort(addr)
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
