@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/tools/txtar"
+
 	createmcpserver "github.com/mcpgen/create-mcp-server"
 	"github.com/mcpgen/create-mcp-server/internal/gen"
 	"github.com/mcpgen/create-mcp-server/internal/prompt"
@@ -256,6 +258,32 @@ func TestNewCmdCreateFlags(t *testing.T) {
 		}
 		if got.Prompter != nil {
 			t.Errorf("%q: a prompter without a terminal", tt.args)
+		}
+	}
+}
+
+// TestCreateYesMatchesGolden checks that `create-mcp-server --yes weather`
+// writes exactly the project pinned by testdata/golden/default.txtar.
+func TestCreateYesMatchesGolden(t *testing.T) {
+	ar, err := txtar.ParseFile("../../testdata/golden/default.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _, stderr, status := runCreate(t, false, &fakePrompter{}, "--yes")
+	if status != 0 {
+		t.Fatalf("status %d: %s", status, stderr)
+	}
+	for _, f := range ar.Files {
+		if f.Name == gen.ManifestPath {
+			continue // the golden copy leaves out the runtime entries
+		}
+		got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Name)))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if string(got) != string(f.Data) {
+			t.Errorf("%s differs from the golden copy", f.Name)
 		}
 	}
 }
