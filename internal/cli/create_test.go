@@ -117,8 +117,8 @@ func manifestOf(t *testing.T, dir string) *gen.Manifest {
 func TestCreateInteractive(t *testing.T) {
 	p := &fakePrompter{answers: []any{
 		"my module", "example.com/weather", // the first is rejected
-		"",                                  // name: the default
-		"Forecasts.",                        // description
+		"",           // name: the default
+		"Forecasts.", // description
 		[]string{"fetch-page", "fetch_page"}, []string{"forecast", "fetch-page"},
 		true, // confirm
 	}}
