@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,7 +363,9 @@ func TestSessionsBoundToUser(t *testing.T) {
 // is served from loopback, which only AllowLoopbackClientMetadata permits.)
 func TestFlowClientMetadataDocument(t *testing.T) {
 	var docURL string
+	var fetches atomic.Int32
 	docs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
 		if r.URL.Path != "/client.json" {
 			http.NotFound(w, r)
 			return
@@ -391,12 +394,26 @@ func TestFlowClientMetadataDocument(t *testing.T) {
 		t.Errorf("metadata does not advertise client ID metadata documents: %v", meta)
 	}
 
-	c, h, _ := signInAs(t, fs, docURL, flowUser, flowPassword, "")
+	c, h, tokens := signInAs(t, fs, docURL, flowUser, flowPassword, "")
 	if _, err := c.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if who := callWhoami(t, c); who.User != flowUser || who.ClientID != docURL || h.GetClientID() != docURL {
 		t.Fatalf("whoami = %+v, want user %s and client %s", who, flowUser, docURL)
+	}
+	// Refresh: the token endpoint uses the client recorded at sign-in.
+	tok, _ := tokens.GetToken(t.Context())
+	expired := *tok
+	expired.ExpiresAt = time.Now().Add(-time.Minute)
+	tokens.SaveToken(t.Context(), &expired)
+	if who := callWhoami(t, c); who.ClientID != docURL {
+		t.Fatalf("whoami after refresh = %+v", who)
+	}
+	if cur, _ := tokens.GetToken(t.Context()); cur.RefreshToken == tok.RefreshToken {
+		t.Fatal("no refresh happened")
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("the metadata document was fetched %d times, want 1 (cached per max-age)", n)
 	}
 
 	// Without the option the same document is refused: loopback is not public.

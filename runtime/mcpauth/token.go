@@ -179,11 +179,14 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, 
 	if id == "" {
 		return nil, fail
 	}
-	c, err := s.lookupClient(r.Context(), id)
+	// Clients described by a metadata document were stored when they were
+	// authorized; the token and revocation endpoints use that record
+	// rather than fetch the document again.
+	c, err := s.store.getClient(r.Context(), id)
+	if errors.Is(err, errNotFound) {
+		c, err = nil, nil
+	}
 	if err != nil {
-		if _, ok := err.(*pageError); ok {
-			return nil, fail
-		}
 		return nil, serverError(err)
 	}
 	if c == nil {
