@@ -22,6 +22,10 @@ package mcpauth
 // none). Documents are cached as their Cache-Control max-age allows (at most
 // a day; five minutes without caching headers; not at all with no-store).
 //
+// The authorization endpoint fetches (or takes from the cache) the document
+// on every request; when the user approves, the client is recorded in the
+// database, and the token and revocation endpoints use that record.
+//
 // Config.AllowLoopbackClientMetadata lifts the address check and also
 // accepts http URLs on loopback hosts; it exists for tests only.
 
