@@ -27,6 +27,14 @@
 //		BaseURL: "https://weather.example.com", Addr: "127.0.0.1:8080",
 //	}, s)
 //
+// Deployment: bind to loopback (the default) and put a TLS-terminating
+// reverse proxy in front, with BaseURL set to the public https URL. Requests
+// that reach a loopback listener must name a loopback host or BaseURL's host
+// (DNS-rebinding protection), so the proxy may keep the Host header. Set
+// TrustedProxies to the proxy's address so that sign-in throttling sees the
+// real client IP from X-Forwarded-For. Browser-based clients (such as the
+// MCP Inspector web UI) need their origin in AllowedOrigins.
+//
 // The server keeps per-process state (pending sign-ins, throttling counters,
 // legacy MCP sessions, cached client metadata documents): run one process per
 // database file.
