@@ -204,9 +204,16 @@ func run(t *testing.T, step, dir string, env []string, stdin io.Reader, name str
 // inGroup makes cmd the leader of a new process group that is killed as a
 // whole when cmd's context is done.
 func inGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = groupAttr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
+}
+
+// groupAttr puts a child in a new process group, and has the kernel kill it
+// if the test process dies without cleaning up (for example when go test's
+// -timeout panics).
+func groupAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 // killGroup kills whatever is left of cmd's process group (children that
@@ -222,7 +229,7 @@ func killGroup(cmd *exec.Cmd) {
 // receives cmd's exit.
 func startGroup(t *testing.T, step string, cmd *exec.Cmd) <-chan error {
 	t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = groupAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", step, err)
 	}
