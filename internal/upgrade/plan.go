@@ -17,17 +17,17 @@ import (
 // An Action is what an upgrade does with one file.
 type Action string
 
-// The actions, as printed by Report.
+// The actions, as Change.Lines prints them.
 const (
 	Unchanged     Action = "unchanged"       // the file stays as it is
 	Updated       Action = "updated"         // not edited by the user: the new version replaces it
 	Merged        Action = "merged"          // edited by both: merged without conflict
 	Conflict      Action = "conflict"        // edited by both in the same place: conflict markers
-	Kept          Action = "kept"            // the user's file: never touched
+	Kept          Action = "kept"            // the user's file (or an edited one no longer generated): never touched
 	Added         Action = "added"           // new in this version
 	DeletedByUser Action = "deleted by user" // the user deleted it: it stays deleted
 	Replaced      Action = "replaced"        // a runtime file the user edited: replaced, their copy kept
-	Removed       Action = "removed"         // no longer generated and not edited: deleted
+	Removed       Action = "removed"         // no longer generated: deleted (an edited runtime file is moved to a backup)
 )
 
 // ConflictLabel is the "yours" label of the conflict markers Plan writes:
