@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	createmcpserver "github.com/mcpgen/create-mcp-server"
 )
 
 var updateGoSum = flag.Bool("update-gosum", false, "refresh templates/go.sum and templates/go.mod.tmpl with `go mod tidy` in a generated project")
@@ -69,7 +72,34 @@ func TestGeneratedProjects(t *testing.T) {
 			if !bytes.Equal(mod, mod2) || !bytes.Equal(sum, sum2) {
 				t.Errorf("go mod tidy changed go.mod or go.sum; run go test ./internal/gen -run TestUpdateGoSum -update-gosum\ngo.mod after tidy:\n%s", mod2)
 			}
+
+			// A tool added later (RenderTool, plus main.go listing it)
+			// builds and passes its test beside the initial ones.
+			addTool(t, dir, set.answers, "added.tool")
+			goCmd(t, dir, "go", "vet", ".")
+			goCmd(t, dir, "go", "test", "-count=1", "-run", "TestTools|TestAddedToolTool", ".")
 		})
+	}
+}
+
+// addTool writes the files RenderTool returns for tool into the project in
+// dir and replaces main.go with one whose tools() lists it, as upgrade does.
+func addTool(t *testing.T, dir string, a Answers, tool string) {
+	t.Helper()
+	files, err := RenderTool(createmcpserver.Templates(), a, tool, Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Tools = append(slices.Clone(a.Tools), tool)
+	for _, f := range render(t, a) {
+		if f.Path == "main.go" {
+			files = append(files, f)
+		}
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Path), f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

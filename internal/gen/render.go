@@ -28,6 +28,15 @@ var userFiles = map[string]bool{"tools.go": true, "tools_test.go": true}
 // under templates/ are copied verbatim (go.sum is one).
 const templateSuffix = ".tmpl"
 
+// Template directories that produce no file of their own in Render.
+const (
+	// partsDir holds {{define}} blocks shared by all templates.
+	partsDir = "parts"
+	// addedToolDir holds the files of a tool added to an existing project,
+	// rendered by RenderTool; "TOOL" in their names is the tool's Go name.
+	addedToolDir = "added-tool"
+)
+
 // TemplateData is what templates see as ".".
 type TemplateData struct {
 	Module           string // Go module path
@@ -37,6 +46,7 @@ type TemplateData struct {
 	Binary           string // name of the binary `go build` writes
 	Slug             string // Name reduced to a-z 0-9 "-", for config keys
 	GeneratorVersion string // version of the generator rendering the project
+	Tool             Tool   // the tool being added (RenderTool only)
 }
 
 // Render returns every file of the project described by a, sorted by path:
@@ -54,19 +64,15 @@ func Render(templates, runtime fs.FS, a Answers, version string) ([]File, error)
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	tools, _ := ToolList(a.Tools)
-	data := TemplateData{
-		Module:           a.Module,
-		Name:             a.Name,
-		Description:      a.Description,
-		Tools:            tools,
-		Binary:           binaryName(a.Module),
-		Slug:             slug(a.Name),
-		GeneratorVersion: version,
-	}
+	data := newTemplateData(a, version)
 	a.Tools = slices.Clone(a.Tools) // the manifest must not alias the caller's slice
 
-	files, err := renderTemplates(templates, data)
+	files, err := renderTemplates(templates, ".", data, func(p string) (string, bool) {
+		if strings.HasPrefix(p, partsDir+"/") || strings.HasPrefix(p, addedToolDir+"/") {
+			return "", false
+		}
+		return p, true
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -93,44 +99,110 @@ func Render(templates, runtime fs.FS, a Answers, version string) ([]File, error)
 	return files, nil
 }
 
-func renderTemplates(fsys fs.FS, data TemplateData) ([]File, error) {
+func newTemplateData(a Answers, version string) TemplateData {
+	tools, _ := ToolList(a.Tools) // validated by the caller
+	return TemplateData{
+		Module:           a.Module,
+		Name:             a.Name,
+		Description:      a.Description,
+		Tools:            tools,
+		Binary:           binaryName(a.Module),
+		Slug:             slug(a.Name),
+		GeneratorVersion: version,
+	}
+}
+
+// RenderTool returns the files of a tool added to the existing project
+// described by a (whose Tools need not list it yet): tools_<goname>.go and
+// tools_<goname>_test.go, with PolicyUser, rendered from templates'
+// added-tool directory. The caller also re-renders main.go with the tool
+// in a.Tools, so that tools() lists it.
+func RenderTool(templates fs.FS, a Answers, tool string, version string) ([]File, error) {
+	if len(a.Tools) == 0 {
+		a.Tools = []string{tool} // Validate wants at least one
+	}
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	t, err := toolFor(tool)
+	if err != nil {
+		return nil, err
+	}
+	data := newTemplateData(a, version)
+	data.Tool = t
+	files, err := renderTemplates(templates, addedToolDir, data, func(p string) (string, bool) {
+		return strings.ReplaceAll(path.Base(p), "TOOL", t.Go), true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range files {
+		files[i].Policy = PolicyUser
+	}
+	return files, nil
+}
+
+// renderTemplates renders the files under dir of fsys, each to the path
+// out(p) returns (p without templateSuffix), or to nothing when out says
+// false. Every template can use the {{define}} blocks of partsDir.
+func renderTemplates(fsys fs.FS, dir string, data TemplateData, out func(string) (string, bool)) ([]File, error) {
+	parts := template.New("").Option("missingkey=error").Funcs(funcs)
+	if matches, err := fs.Glob(fsys, partsDir+"/*"+templateSuffix); err != nil {
+		return nil, err
+	} else {
+		for _, m := range matches {
+			src, err := fs.ReadFile(fsys, m)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := parts.New(m).Parse(string(src)); err != nil {
+				return nil, fmt.Errorf("template %s: %w", m, err)
+			}
+		}
+	}
+
 	var files []File
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
+		}
+		name, ok := out(strings.TrimSuffix(p, templateSuffix))
+		if !ok {
+			return nil
 		}
 		src, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
 		}
-		out := p
-		if name, ok := strings.CutSuffix(p, templateSuffix); ok {
-			out = name
-			t, err := template.New(p).Option("missingkey=error").Funcs(funcs).Parse(string(src))
+		if strings.HasSuffix(p, templateSuffix) {
+			t, err := parts.Clone()
+			if err == nil {
+				_, err = t.New(p).Parse(string(src))
+			}
 			if err != nil {
 				return fmt.Errorf("template %s: %w", p, err)
 			}
 			var buf bytes.Buffer
-			if err := t.Execute(&buf, data); err != nil {
+			if err := t.ExecuteTemplate(&buf, p, data); err != nil {
 				return fmt.Errorf("template %s: %w", p, err)
 			}
 			src = buf.Bytes()
 		}
-		if path.Ext(out) == ".go" {
+		if path.Ext(name) == ".go" {
 			formatted, err := format.Source(src)
 			if err != nil {
 				return fmt.Errorf("template %s renders invalid Go: %w\n%s", p, err, numbered(src))
 			}
 			src = formatted
 		}
-		if err := checkBaseSafe(out, src); err != nil {
+		if err := checkBaseSafe(name, src); err != nil {
 			return err
 		}
 		policy := PolicyMerge
-		if userFiles[out] {
+		if userFiles[name] {
 			policy = PolicyUser
 		}
-		files = append(files, File{Path: out, Data: src, Mode: 0o644, Policy: policy})
+		files = append(files, File{Path: name, Data: src, Mode: 0o644, Policy: policy})
 		return nil
 	})
 	if err != nil {

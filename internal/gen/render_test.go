@@ -519,3 +519,55 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 }
+
+func TestRenderTool(t *testing.T) {
+	a := goldenSets[1].answers
+	files, err := RenderTool(createmcpserver.Templates(), a, "fetch-page", Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Path)
+		if f.Policy != PolicyUser {
+			t.Errorf("%s: policy %s, want user", f.Path, f.Policy)
+		}
+	}
+	if want := []string{"tools_fetchPage.go", "tools_fetchPage_test.go"}; !slices.Equal(names, want) {
+		t.Fatalf("RenderTool files = %q, want %q", names, want)
+	}
+	for _, s := range []string{"func fetchPageTool() server.ServerTool", `mcp.NewTool("fetch-page",`, `"example.com/notes/internal/mcpauth"`} {
+		if !bytes.Contains(files[0].Data, []byte(s)) {
+			t.Errorf("tools_fetchPage.go lacks %q", s)
+		}
+	}
+	if !bytes.Contains(files[1].Data, []byte("func TestFetchPageTool(t *testing.T)")) {
+		t.Errorf("tools_fetchPage_test.go lacks its test")
+	}
+	if _, err := RenderTool(createmcpserver.Templates(), a, "a b", Version); err == nil {
+		t.Error("RenderTool accepted an invalid tool name")
+	}
+}
+
+// TestRenderToolMatchesToolsGo checks that an added tool gets the same code
+// as an initial tool in tools.go.
+func TestRenderToolMatchesToolsGo(t *testing.T) {
+	a := goldenSets[1].answers
+	var toolsGo []byte
+	for _, f := range render(t, a) {
+		if f.Path == "tools.go" {
+			toolsGo = f.Data
+		}
+	}
+	added, err := RenderTool(createmcpserver.Templates(), a, a.Tools[0], Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(src []byte) string { // everything after the imports
+		_, after, _ := strings.Cut(string(src), "internal/mcpauth\"\n)\n")
+		return after
+	}
+	if c := code(toolsGo); c == "" || c != code(added[0].Data) {
+		t.Errorf("the tool code of tools.go and of an added tool differ:\n%s", firstDiff([]byte(code(toolsGo)), []byte(code(added[0].Data))))
+	}
+}
