@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,12 +57,14 @@ func BenchmarkToolsCall(b *testing.B) {
 		req.Params.Name = "echo"
 		req.Params.Arguments = map[string]any{"text": "hello"}
 		b.ResetTimer()
+		cpu := cpuTime()
 		for b.Loop() {
 			res, err := c.CallTool(ctx, req)
 			if err != nil || res.IsError {
 				b.Fatalf("tools/call: %v %v", err, res)
 			}
 		}
+		reportCPU(b, cpu)
 	}
 	b.Run("auth", func(b *testing.B) {
 		e := newEnv(b, func(c *mcpauth.Config) { c.Logger = quietLogger() })
@@ -83,6 +86,7 @@ func BenchmarkRefresh(b *testing.B) {
 	ctx := context.Background()
 	rt := tok.RefreshToken
 	b.ResetTimer()
+	cpu := cpuTime()
 	for b.Loop() {
 		next, err := c.Refresh(ctx, rt)
 		if err != nil {
@@ -90,6 +94,7 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 		rt = next.RefreshToken
 	}
+	reportCPU(b, cpu)
 }
 
 func BenchmarkBearerLookup(b *testing.B) {
@@ -121,17 +126,33 @@ func BenchmarkBearerLookup(b *testing.B) {
 					ids[i] = rng.IntN(n.n)
 				}
 				b.ResetTimer()
+				cpu := cpuTime()
 				for b.Loop() {
 					st, _, err := mcpauthtest.BearerStatus(ctx, hc, srv.URL+"/mcp", benchToken(ids[rng.IntN(len(ids))]))
 					if err != nil || st != 200 {
 						b.Fatalf("%d %v", st, err)
 					}
 				}
+				reportCPU(b, cpu)
 			})
 		}
 		srv.Close()
 		s.Close()
 	}
+}
+
+// cpuTime is the CPU time (user + system) this process has used so far.
+// On a shared machine, CPU per operation is steadier than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time per operation since start (client
+// and server together: both run in this process).
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
 // benchToken is the raw value of the i-th seeded access token.
