@@ -229,6 +229,12 @@ func TestExitStatus(t *testing.T) {
 	if got := exitStatus(f, errors.New("disk full")); got != exitError {
 		t.Errorf("runtime failure: status %d, want %d", got, exitError)
 	}
+	io, _, _, errOut := Test()
+	f = &Factory{IO: io}
+	err := fmt.Errorf("upgrade: %w", &ExitError{Code: 2, Err: errors.New("no manifest")})
+	if got := exitStatus(f, err); got != 2 || errOut.String() != "create-mcp-server: upgrade: no manifest\n" {
+		t.Errorf("ExitError: status %d, stderr %q", got, errOut.String())
+	}
 }
 
 // TestNewCmdCreateFlags checks how flags fill CreateOptions, without running

@@ -18,6 +18,18 @@ func flagErrorf(format string, args ...any) error {
 	return &FlagError{Err: fmt.Errorf(format, args...)}
 }
 
+// ExitError is a failure with its own exit status, reported as
+// "create-mcp-server: <Err>" without the usage hint of a FlagError. Commands
+// use it when the status tells scripts something, e.g. upgrade refusing
+// with 2 because DIR has no manifest.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
 // ErrCancelled is returned when the user declines the confirmation or
 // interrupts a prompt. Nothing has been written when it is returned.
 var ErrCancelled = errors.New("cancelled; nothing was written")

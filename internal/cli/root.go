@@ -47,9 +47,13 @@ func Main() int {
 
 func exitStatus(f *Factory, err error) int {
 	var flagErr *FlagError
+	var exitErr *ExitError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &exitErr):
+		fmt.Fprintf(f.IO.ErrOut, "create-mcp-server: %v\n", err)
+		return exitErr.Code
 	case errors.As(err, &flagErr):
 		fmt.Fprintf(f.IO.ErrOut, "create-mcp-server: %v\nRun 'create-mcp-server --help' for usage.\n", err)
 		return exitUsage
