@@ -274,11 +274,11 @@ func summary(a gen.Answers, dir string, files []gen.File) string {
 			runtime[d]++
 		case gen.PolicyState:
 		default:
-			note := ""
 			if f.Policy == gen.PolicyUser {
-				note = "  (yours: never touched by upgrades)"
+				fmt.Fprintf(&b, "    %-28s  yours: never touched by upgrades\n", f.Path)
+			} else {
+				fmt.Fprintf(&b, "    %s\n", f.Path)
 			}
-			fmt.Fprintf(&b, "    %s%s\n", f.Path, note)
 		}
 	}
 	for _, d := range runtimeDirs {

@@ -144,7 +144,7 @@ func TestCreateInteractive(t *testing.T) {
 	}
 	// The summary before the confirmation says what will be written.
 	for _, s := range []string{"Module:       example.com/weather", "forecast (forecastTool in tools.go)", "fetch-page (fetchPageTool in tools.go)",
-		"tools.go  (yours: never touched by upgrades)", "internal/mcpauth/", "Created weather in"} {
+		"tools.go                      yours: never touched by upgrades", "internal/mcpauth/", "Created weather in"} {
 		if !strings.Contains(stdout, s) {
 			t.Errorf("stdout lacks %q:\n%s", s, stdout)
 		}
