@@ -60,7 +60,7 @@ take the defaults. Tool names follow the MCP rule (1 to 64 of A-Z a-z 0-9 _ - .)
 with none given, the project gets one tool, "echo".
 
 DIR must not exist or be empty; with --force it may hold other files, but nothing
-existing is ever overwritten.`,
+existing is ever overwritten. (For a DIR named like a command, write ./version.)`,
 		Example: `  create-mcp-server weather
   create-mcp-server --yes --module example.com/weather --tools forecast,alerts weather`,
 		Args: func(cmd *cobra.Command, args []string) error {
