@@ -130,31 +130,33 @@ func requires(f *modfile.File) map[string]requirement {
 func mergeRequires(bf, cf, nf *modfile.File) {
 	base, cur := requires(bf), requires(cf)
 	final := make([]*modfile.Require, 0, len(cf.Require)+len(nf.Require))
-	seen := map[string]bool{}
+	byPath := map[string]*modfile.Require{}
 	for _, r := range cf.Require {
-		if seen[r.Mod.Path] {
+		if byPath[r.Mod.Path] != nil {
 			continue
 		}
-		seen[r.Mod.Path] = true
-		final = append(final, &modfile.Require{Mod: r.Mod, Indirect: r.Indirect})
+		nr := &modfile.Require{Mod: r.Mod, Indirect: r.Indirect}
+		byPath[r.Mod.Path] = nr
+		final = append(final, nr)
 	}
 	for _, n := range nf.Require {
 		path := n.Mod.Path
-		c, inCur := cur[path]
-		b, inBase := base[path]
-		if !inCur {
-			final = append(final, &modfile.Require{Mod: n.Mod, Indirect: n.Indirect})
+		r := byPath[path]
+		if r == nil {
+			r = &modfile.Require{Mod: n.Mod, Indirect: n.Indirect}
+			byPath[path] = r
+			final = append(final, r)
 			continue
 		}
-		i := slices.IndexFunc(final, func(r *modfile.Require) bool { return r.Mod.Path == path })
-		r := final[i]
+		c, inCur := cur[path]
+		b, inBase := base[path]
 		switch {
-		case inBase && c.version == b.version:
-			r.Mod.Version = n.Mod.Version
-		case semver.Compare(n.Mod.Version, c.version) > 0:
-			r.Mod.Version = n.Mod.Version
+		case inCur && inBase && c.version == b.version && r.Mod.Version == c.version:
+			r.Mod.Version = n.Mod.Version // the user left it: take the new pin
+		case semver.Compare(n.Mod.Version, r.Mod.Version) > 0:
+			r.Mod.Version = n.Mod.Version // never below the new pin
 		}
-		if inBase && c.indirect == b.indirect {
+		if inCur && inBase && c.indirect == b.indirect {
 			r.Indirect = n.Indirect
 		}
 	}

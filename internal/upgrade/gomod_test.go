@@ -3,6 +3,9 @@ package upgrade
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
 )
 
 const baseGoMod = `module example.com/weather
@@ -159,4 +162,43 @@ func TestMergeGoSum(t *testing.T) {
 	if got := string(MergeGoSum([]byte(current), []byte(next))); got != want {
 		t.Errorf("MergeGoSum =\n%s\nwant\n%s", got, want)
 	}
+}
+
+// FuzzMergeGoMod checks, for any three go.mod files that parse, that the
+// merge parses too and requires every module that the user's or the new
+// go.mod requires, at a version no lower than either asks for.
+func FuzzMergeGoMod(f *testing.F) {
+	f.Add(baseGoMod, baseGoMod+"\nrequire example.com/a v1.0.0\n", strings.Replace(baseGoMod, "v1.2.1", "v1.3.0", 1))
+	f.Add("module m\n", "module m\nrequire a.example/x v0.1.0 // indirect\n", "module m\n\ngo 1.26\nrequire a.example/x v0.2.0\n")
+	f.Add("module m\nreplace a.example/x => ../x\n", "module m\n", "module m\nexclude a.example/x v1.0.0\n")
+	f.Fuzz(func(t *testing.T, base, current, next string) {
+		cf, err1 := modfile.Parse("cur", []byte(current), nil)
+		nf, err2 := modfile.Parse("next", []byte(next), nil)
+		if err1 != nil || err2 != nil {
+			return
+		}
+		out, err := MergeGoMod([]byte(base), []byte(current), []byte(next))
+		if err != nil {
+			return // e.g. a module path AddModuleStmt rejects
+		}
+		mf, err := modfile.Parse("merged", out, nil)
+		if err != nil {
+			t.Fatalf("merged go.mod does not parse: %v\n%s", err, out)
+		}
+		got := map[string]string{}
+		for _, r := range mf.Require {
+			got[r.Mod.Path] = r.Mod.Version
+		}
+		for _, f := range []*modfile.File{cf, nf} {
+			for _, r := range f.Require {
+				v, ok := got[r.Mod.Path]
+				if !ok {
+					t.Fatalf("merged go.mod lost %s:\n%s", r.Mod.Path, out)
+				}
+				if f == nf && semver.Compare(v, r.Mod.Version) < 0 {
+					t.Fatalf("merged go.mod has %s %s, below the new %s:\n%s", r.Mod.Path, v, r.Mod.Version, out)
+				}
+			}
+		}
+	})
 }
