@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"unicode"
 
 	"github.com/AlecAivazis/survey/v2"
 	"github.com/AlecAivazis/survey/v2/terminal"
@@ -26,8 +25,8 @@ type Prompter interface {
 	// just presses Enter. validate, if not nil, is called on each attempt;
 	// its error is shown and the question asked again.
 	Input(message, help, def string, validate func(string) error) (string, error)
-	// MultiInput asks for a list of words on one line, separated by commas
-	// or spaces. validate, if not nil, checks the whole list each attempt.
+	// MultiInput asks for a list on one line, separated by commas.
+	// validate, if not nil, checks the whole list each attempt.
 	MultiInput(message, help string, def []string, validate func([]string) error) ([]string, error)
 	// Confirm asks a yes/no question.
 	Confirm(message string, def bool) (bool, error)
@@ -87,8 +86,16 @@ func mapErr(err error) error {
 	return err
 }
 
-// Split splits a list typed on one line at commas and white space,
-// dropping empty entries.
+// Split splits a list typed on one line at commas, trimming white space
+// around each entry and dropping empty ones. It splits like a
+// comma-separated flag, so "a b" stays one (invalid) entry rather than
+// silently becoming two.
 func Split(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -16,7 +16,8 @@ func TestSplit(t *testing.T) {
 	}{
 		{"echo", []string{"echo"}},
 		{"fetch-page, search.v2,add_numbers", []string{"fetch-page", "search.v2", "add_numbers"}},
-		{"  a  b\tc ", []string{"a", "b", "c"}},
+		{"  a , b\t,c ", []string{"a", "b", "c"}},
+		{"a b", []string{"a b"}},
 		{",, ,", nil},
 		{"", nil},
 	}
