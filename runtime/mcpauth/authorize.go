@@ -289,33 +289,38 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	username := form.Get("username")
 	password := form.Get("password")
 	ip := s.clientIP(r)
-	if d, blocked := s.userLimit.blocked(username, now); blocked {
-		w.Header().Set("Retry-After", retryAfter(d))
-		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
-		return
-	}
-	if d, blocked := s.ipLimit.blocked(ip, now); blocked {
-		w.Header().Set("Retry-After", retryAfter(d))
-		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
-		return
-	}
 	if username == "" || password == "" {
 		retry(http.StatusOK, "Enter your username and password.")
 		return
 	}
+	// Every attempt counts against the username and the client IP before
+	// the password is checked (so parallel guesses cannot overshoot the
+	// limit); a successful one is taken back.
+	d, allowed := s.ipLimit.allow(ip, now)
+	if allowed {
+		if d, allowed = s.userLimit.allow(username, now); !allowed {
+			s.ipLimit.undo(ip)
+		}
+	}
+	if !allowed {
+		w.Header().Set("Retry-After", retryAfter(d))
+		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
+		return
+	}
 	ok, err := s.checkPassword(r, username, password)
 	if err != nil {
+		s.userLimit.undo(username)
+		s.ipLimit.undo(ip)
 		s.log.ErrorContext(r.Context(), "authorize: password check", "error", err)
 		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
 		return
 	}
 	if !ok {
-		s.userLimit.add(username, now)
-		s.ipLimit.add(ip, now)
 		retry(http.StatusOK, "Wrong username or password.")
 		return
 	}
 	s.userLimit.reset(username)
+	s.ipLimit.undo(ip)
 
 	if form.Get("action") == "deny" {
 		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied access"}})

@@ -59,13 +59,33 @@ func (l *limiter) add(key string, now time.Time) {
 	w.count++
 }
 
-// allow counts one event and reports whether it was within the limit.
+// allow counts one event and reports whether it was within the limit. The
+// check and the count are one step, so concurrent requests cannot overshoot.
 func (l *limiter) allow(key string, now time.Time) (time.Duration, bool) {
-	if d, blocked := l.blocked(key, now); blocked {
-		return d, false
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, ok := l.m[key]
+	if !ok || !now.Before(w.reset) {
+		if !ok && len(l.m) >= maxLimiterKeys {
+			l.sweep(now)
+		}
+		w = &window{reset: now.Add(l.window)}
+		l.m[key] = w
 	}
-	l.add(key, now)
+	if w.count >= l.max {
+		return w.reset.Sub(now), false
+	}
+	w.count++
 	return 0, true
+}
+
+// undo takes back one event counted by allow (the attempt succeeded).
+func (l *limiter) undo(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.m[key]; ok && w.count > 0 {
+		w.count--
+	}
 }
 
 // reset forgets key (after a successful login).
