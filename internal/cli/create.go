@@ -110,13 +110,16 @@ func createRun(ctx context.Context, opts *CreateOptions) error {
 	if err != nil {
 		return err
 	}
+	def := gen.Defaults(filepath.Base(abs))
+	a, missing, err := flagAnswers(opts, def)
+	if err != nil {
+		return err
+	}
 	// Refuse a non-empty directory before asking anything.
 	if err := gen.CheckDir(dir, nil, opts.Force); err != nil {
 		return err
 	}
-
-	a, err := resolveAnswers(opts, gen.Defaults(filepath.Base(abs)))
-	if err != nil {
+	if a, err = askMissing(opts, a, missing, def); err != nil {
 		return err
 	}
 	files, err := gen.Render(opts.Templates, opts.Runtime, a, gen.Version)
@@ -144,12 +147,11 @@ func createRun(ctx context.Context, opts *CreateOptions) error {
 	return nil
 }
 
-// resolveAnswers takes each answer from its flag if given, else from a
-// prompt (on a terminal), else from the defaults (with --yes). Without a
-// terminal and without --yes, a missing answer is a FlagError naming the
-// flags to pass. Flags are all checked before the first question.
-func resolveAnswers(opts *CreateOptions, def gen.Answers) (gen.Answers, error) {
-	a := gen.Answers{Module: opts.Module, Name: opts.Name, Description: opts.Description, Tools: opts.Tools}
+// flagAnswers returns the answers given as flags, all validated, and the
+// flags of those missing. Without a terminal and without --yes, a missing
+// answer is a FlagError naming the flags to pass.
+func flagAnswers(opts *CreateOptions, def gen.Answers) (a gen.Answers, missing []string, err error) {
+	a = gen.Answers{Module: opts.Module, Name: opts.Name, Description: opts.Description, Tools: opts.Tools}
 	if opts.ToolsSet && len(a.Tools) == 0 {
 		a.Tools = def.Tools // --tools "" asks for the default tool
 	}
@@ -164,24 +166,29 @@ func resolveAnswers(opts *CreateOptions, def gen.Answers) (gen.Answers, error) {
 		{"--description", opts.DescriptionSet, func() error { return gen.ValidateDescription(a.Description) }},
 		{"--tools", opts.ToolsSet, func() error { return validTools(a.Tools) }},
 	}
-	var missing []string
 	for _, c := range checks {
 		if !c.set {
 			missing = append(missing, c.flag)
 		} else if err := c.check(); err != nil {
-			return a, &FlagError{Err: fmt.Errorf("%s: %w", c.flag, err)}
+			return a, nil, &FlagError{Err: fmt.Errorf("%s: %w", c.flag, err)}
 		}
 	}
+	if len(missing) > 0 && opts.Prompter == nil && !opts.Yes {
+		return a, nil, flagErrorf("not running in a terminal, so there is nobody to ask: pass %s, or --yes to take the defaults",
+			joinAnd(missing))
+	}
+	return a, missing, nil
+}
+
+// askMissing fills in the answers whose flags were not given: from a
+// prompt on a terminal, or from the defaults with --yes.
+func askMissing(opts *CreateOptions, a gen.Answers, missing []string, def gen.Answers) (gen.Answers, error) {
 	if len(missing) == 0 {
 		return a, nil
 	}
-	p := opts.Prompter
-	if p == nil && !opts.Yes {
-		return a, flagErrorf("not running in a terminal, so there is nobody to ask: pass %s, or --yes to take the defaults",
-			joinAnd(missing))
-	}
-
 	// With p == nil (--yes), each missing answer takes its default.
+	p := opts.Prompter
+	validTools := func(names []string) error { _, err := gen.ToolList(names); return err }
 	var err error
 	if !opts.ModuleSet {
 		a.Module, err = askString(p, "--module", def.Module, gen.ValidateModule,
