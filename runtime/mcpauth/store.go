@@ -38,7 +38,8 @@ type client struct {
 	Scope         string
 	CreatedAt     time.Time
 	// Metadata is true for clients described by a client ID metadata
-	// document; they are not stored.
+	// document; they are stored only once a user authorizes them, so that
+	// codes and grants can refer to them.
 	Metadata bool
 }
 
