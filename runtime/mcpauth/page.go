@@ -49,7 +49,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <p><strong>{{.ClientName}}</strong> <span class="note">(name given by the application, not verified)</span></p>
 {{if .ClientURL}}<p class="note">Application ID: {{.ClientURL}}</p>{{end}}
 <p>wants to use this server on your behalf{{if .Scope}} with access <strong>{{.Scope}}</strong>{{end}}.</p>
-<p class="note">You will be sent back to <strong>{{.RedirectHost}}</strong>.</p>
+<p class="note">You will be sent back to <strong>{{.RedirectHost}}</strong>{{if .Local}} (an application on this computer){{end}}.</p>
 </div>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="/authorize">
@@ -104,9 +104,14 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *
 	if req.Client.Metadata {
 		clientURL = req.Client.ID
 	}
+	local := false
+	if u, err := url.Parse(req.RedirectURI); err == nil && u.Scheme == "http" {
+		local = isLoopbackHost(u.Hostname())
+	}
 	data := struct {
 		Server, ClientName, ClientURL, Scope, RedirectHost, Error, Tx string
-	}{s.serverName, name, clientURL, req.Scope, host, msg, tx}
+		Local                                                         bool
+	}{s.serverName, name, clientURL, req.Scope, host, msg, tx, local}
 	s.renderPage(w, status, loginPage, data)
 }
 
