@@ -158,7 +158,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	res, err := upgrade.Plan(current, m, base, next)
 	var unresolved *upgrade.UnresolvedError
 	if errors.As(err, &unresolved) {
-		return &FlagError{Err: fmt.Errorf("%s line %d still has a conflict from the last upgrade; "+
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%s line %d still has a conflict from the last upgrade; "+
 			"resolve every conflict first (keep the lines you want, delete the <<<<<<<, |||||||, ======= and >>>>>>> lines), "+
 			"then run upgrade again; nothing changed",
 			filepath.Join(dir, filepath.FromSlash(unresolved.Path)), unresolved.Line)}
@@ -241,9 +241,9 @@ func readManifest(dir string) (*gen.Manifest, error) {
 	_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(gen.ManifestPath)))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, derr := os.Stat(dir); derr != nil {
-			return nil, &FlagError{Err: fmt.Errorf("%s: no such directory; nothing changed", dir)}
+			return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: no such directory; nothing changed", dir)}
 		}
-		return nil, &FlagError{Err: fmt.Errorf("%s was not made by create-mcp-server (no %s); nothing changed. "+
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s was not made by create-mcp-server (no %s); nothing changed. "+
 			"Run upgrade in the project's root directory, or create a new project with: create-mcp-server DIR",
 			dir, gen.ManifestPath)}
 	}
@@ -257,7 +257,7 @@ func checkVersion(dir, project, this string) error {
 		return fmt.Errorf("%s: generator_version %q is not a version; nothing changed", gen.ManifestPath, project)
 	}
 	if semver.Compare(pv, tv) > 0 {
-		return &FlagError{Err: fmt.Errorf("%s was made by create-mcp-server %s; this is %s; nothing changed. "+
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%s was made by create-mcp-server %s; this is %s; nothing changed. "+
 			"Upgrade the generator: go run github.com/mcpgen/create-mcp-server/cmd/create-mcp-server@latest upgrade %s",
 			dir, project, this, dir)}
 	}

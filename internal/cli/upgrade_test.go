@@ -290,7 +290,7 @@ func TestUpgradeScenarios(t *testing.T) {
 				// Running again before resolving is refused and changes nothing.
 				before := treeHash(t, dir)
 				r := runUpgrade(t, dir, nextT, nextR, nextVersion)
-				if r.exit != 2 || !strings.Contains(r.stderr, "still has a conflict from the last upgrade") {
+				if r.exit != 2 || !strings.Contains(r.stderr, "still has a conflict from the last upgrade") || strings.Contains(r.stderr, "--help") {
 					t.Errorf("second upgrade with unresolved conflicts: exit %d, stderr:\n%s", r.exit, r.stderr)
 				}
 				if treeHash(t, dir) != before {
@@ -511,6 +511,7 @@ func TestUpgradeRefuses(t *testing.T) {
 		args    []string
 		version string
 		stderr  string
+		usage   bool // a usage mistake: the message points to --help
 	}{
 		{
 			name: "no manifest",
@@ -535,24 +536,28 @@ func TestUpgradeRefuses(t *testing.T) {
 			args:    []string{"--tools", "alerts,forecast"},
 			version: gen.Version,
 			stderr:  `--tools: the project already has a tool "forecast"`,
+			usage:   true,
 		},
 		{
 			name:    "an invalid tool name",
 			args:    []string{"--tool", "bad name"},
 			version: gen.Version,
 			stderr:  `--tools: tool name "bad name": only letters, digits`,
+			usage:   true,
 		},
 		{
 			name:    "tool names that clash in Go",
 			args:    []string{"--tools", "Forecast"},
 			version: gen.Version,
 			stderr:  `both become the Go name "forecast"`,
+			usage:   true,
 		},
 		{
 			name:    "an empty name",
 			args:    []string{"--name", ""},
 			version: gen.Version,
 			stderr:  "--name: server name: must not be empty",
+			usage:   true,
 		},
 	}
 	for _, tt := range tests {
@@ -565,6 +570,9 @@ func TestUpgradeRefuses(t *testing.T) {
 			r := runUpgrade(t, dir, today, rt, tt.version, tt.args...)
 			if r.exit != 2 || !strings.Contains(r.stderr, tt.stderr) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", r.exit, r.stderr, tt.stderr)
+			}
+			if hint := strings.Contains(r.stderr, "--help"); hint != tt.usage {
+				t.Errorf("stderr mentions --help: %v, want %v:\n%s", hint, tt.usage, r.stderr)
 			}
 			if treeHash(t, dir) != before {
 				t.Error("the refused upgrade changed the project")
