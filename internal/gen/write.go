@@ -27,6 +27,9 @@ func (e *notEmptyError) Is(target error) bool { return target == ErrNotEmpty }
 // be empty, or (with force) contain none of the files' paths. It writes
 // nothing. Call it before asking questions, and Write calls it again.
 func CheckDir(dir string, files []File, force bool) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory; choose another directory", dir)
+	}
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

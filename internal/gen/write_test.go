@@ -189,4 +189,8 @@ func TestCheckDirNotEmpty(t *testing.T) {
 	if err := CheckDir(dir, testFiles, true); err != nil {
 		t.Errorf("CheckDir with force and no clash = %v", err)
 	}
+	file := filepath.Join(dir, "x")
+	if err := CheckDir(file, nil, true); err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		t.Errorf("CheckDir of a file = %v", err)
+	}
 }
