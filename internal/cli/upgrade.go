@@ -79,7 +79,8 @@ stored in .create-mcp-server/base.txtar.
   - A file you deleted stays deleted; files new in this version are added.
 
 Running upgrade again right after changes nothing. --tools adds tools, each in
-a file of its own (tools_NAME.go), and lists them in main.go's tools().
+files of its own (tools_NAME.go and tools_NAME_test.go, yours from then on),
+and lists them in main.go's tools().
 --name and --description change those answers and regenerate with them.`,
 		Example: `  create-mcp-server upgrade --dry-run
   create-mcp-server upgrade
@@ -137,11 +138,15 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return fmt.Errorf("render %s: %w", dir, err)
 	}
-	toolFiles, err := upgrade.ToolFiles(opts.Templates, a, opts.Version, added)
-	if err != nil {
-		return err
+	for _, tool := range added {
+		// Render puts every tool in tools.go, which is the user's and is
+		// kept; a tool added now gets files of its own.
+		files, err := gen.RenderTool(opts.Templates, a, tool, opts.Version)
+		if err != nil {
+			return fmt.Errorf("render tool %s: %w", tool, err)
+		}
+		next = append(next, files...)
 	}
-	next = append(next, toolFiles...)
 
 	base, err := gen.ReadBase(dir)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -352,12 +352,12 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
-			name: "a new tool gets its own file and a line in tools()",
+			name: "a new tool gets its own files and a line in tools()",
 			args: []string{"--tools", "weather-alerts"},
 			edit: func(t *testing.T, dir string) {
 				editFile(t, dir, "main.go", `serverVersion     = "0.1.0"`, `serverVersion     = "1.4.0"`)
 			},
-			lines: []string{"added tools_weatherAlerts.go", "merged main.go", "kept tools.go (yours)"},
+			lines: []string{"added tools_weatherAlerts.go", "added tools_weatherAlerts_test.go", "merged main.go", "kept tools.go (yours)"},
 			check: func(t *testing.T, dir string) {
 				mustContain(t, dir, "main.go", "\t\tforecastTool(),\n\t\tweatherAlertsTool(),\n", `serverVersion     = "1.4.0"`)
 				mustContain(t, dir, "tools_weatherAlerts.go", "func weatherAlertsTool() server.ServerTool", `mcp.NewTool("weather-alerts"`)
@@ -371,9 +371,12 @@ func TestUpgradeScenarios(t *testing.T) {
 				if !slices.Equal(m.Answers.Tools, []string{"forecast", "weather-alerts"}) {
 					t.Errorf("manifest tools = %q", m.Answers.Tools)
 				}
-				if f, ok := m.Lookup("tools_weatherAlerts.go"); !ok || f.Policy != gen.PolicyUser {
-					t.Errorf("manifest entry of tools_weatherAlerts.go = %+v, %v; want policy user", f, ok)
+				for _, name := range []string{"tools_weatherAlerts.go", "tools_weatherAlerts_test.go"} {
+					if f, ok := m.Lookup(name); !ok || f.Policy != gen.PolicyUser {
+						t.Errorf("manifest entry of %s = %+v, %v; want policy user", name, f, ok)
+					}
 				}
+				mustContain(t, dir, "tools_weatherAlerts_test.go", "func TestWeatherAlertsTool(t *testing.T)")
 			},
 			build: true,
 		},
