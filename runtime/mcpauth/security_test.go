@@ -10,16 +10,22 @@ package mcpauth_test
 //   - C3, E3 (concurrent redemption): concurrency_test.go.
 //   - E10 (durability across kill -9): crash_heavy_test.go.
 //   - G6, J1 (no secret in logs or at rest): secretscan_test.go.
-//   - I3's bcrypt semaphore and K1's http.Server timeouts: ListenAndServe
-//     internals, not observable through httptest.
+//   - I3's bcrypt semaphore: not observable from outside (code review).
+//   - K1's header-read timeout (slowloris): limits_heavy_test.go, it waits 10 s.
 //   - K3 is also fuzzed in fuzz_heavy_test.go.
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +33,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -2447,5 +2454,101 @@ func TestK5_TokenAndRevokeRateLimit(t *testing.T) {
 			}
 			t.Errorf("1000 guesses at %s from one client and IP were never throttled", path)
 		})
+	}
+}
+
+// K1, the http.Server side: Serve caps header size (the body caps are in
+// TestK1_BodySizeLimits; the header-read timeout is in limits_heavy_test.go).
+func TestK1_ServerHeaderLimit(t *testing.T) {
+	base, _ := startServe(t)
+	req, _ := http.NewRequest(http.MethodGet, base+"/.well-known/oauth-authorization-server", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 200<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("200 KB of headers: %d, want 431", resp.StatusCode)
+	}
+}
+
+// startServe runs Server.Serve (the production listener setup) on a free
+// loopback port until the test ends, and returns its base URL and address.
+func startServe(t *testing.T) (base, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.txt")
+	writeUsers(t, users, testUsers)
+	s, err := mcpauth.New(mcpauth.Config{BaseURL: "http://" + addr, DBPath: filepath.Join(dir, "auth.db"), UsersPath: users,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newMCPServer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(c, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	return "http://" + addr, addr
+}
+
+// H3: the server fetches client ID metadata documents, but never from a
+// loopback, private or link-local address (SSRF), unless the test-only
+// option allows it.
+func TestH3_ClientMetadataSSRF(t *testing.T) {
+	var hits atomic.Int32 // TCP connections, so that a fetch counts even if TLS then fails
+	doc := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":"https://%s%s","redirect_uris":["http://127.0.0.1/cb"]}`, r.Host, r.URL.Path)
+	}))
+	doc.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			hits.Add(1)
+		}
+	}
+	doc.StartTLS()
+	defer doc.Close()
+	_, port, _ := net.SplitHostPort(doc.Listener.Addr().String())
+	e := newEnv(t)
+	for _, id := range []string{
+		doc.URL + "/client.json",
+		"https://localhost:" + port + "/client.json",
+		"https://[::1]:" + port + "/client.json",
+		"https://127.1:" + port + "/client.json",
+		"https://0x7f000001:" + port + "/client.json",
+		"https://169.254.169.254/latest/meta-data.json",
+		"https://10.0.0.1/client.json",
+		"http://127.0.0.1:" + port + "/client.json",
+		"https://user@127.0.0.1:" + port + "/client.json",
+	} {
+		t.Run(id, func(t *testing.T) {
+			_, challenge := mcpauthtest.PKCE()
+			q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1/cb"},
+				"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			resp, body := e.get("/authorize?"+q.Encode(), nil)
+			assertNoRedirect(t, id, resp, body)
+		})
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server connected %d times to a loopback address to fetch a metadata document", n)
+	}
+	// Control: with the test-only option the same request does connect, so
+	// the counter above can see a fetch.
+	allowed := newEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+	_, challenge := mcpauthtest.PKCE()
+	q := url.Values{"response_type": {"code"}, "client_id": {doc.URL + "/client.json"}, "redirect_uri": {"http://127.0.0.1/cb"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	allowed.get("/authorize?"+q.Encode(), nil)
+	if hits.Load() == 0 {
+		t.Error("control: no connection even with AllowLoopbackClientMetadata; the check above proves nothing")
 	}
 }
