@@ -36,7 +36,8 @@
 // MCP Inspector web UI) need their origin in AllowedOrigins.
 //
 // The server keeps per-process state (pending sign-ins, throttling counters,
-// legacy MCP sessions, cached client metadata documents): run one process per
+// legacy MCP sessions, cached tokens and client metadata documents): run one
+// process per
 // database file.
 package mcpauth
 
@@ -147,6 +148,7 @@ type Server struct {
 
 	store    store
 	users    users
+	cache    *tokenCache
 	txs      *transactions
 	sessions *sessionOwners
 	cimd     *cimdFetcher
@@ -265,6 +267,7 @@ func newServer(cfg Config) (*Server, error) {
 		origin:     u.Scheme + "://" + host,
 		baseHost:   host,
 		cookieName: browserCookie,
+		cache:      newTokenCache(),
 		txs:        newTransactions(),
 		sessions:   newSessionOwners(),
 
@@ -331,6 +334,7 @@ func (s *Server) cleanupLoop() {
 			if err := s.store.cleanup(context.Background(), s.now()); err != nil {
 				s.log.Error("mcpauth: cleanup", "error", err)
 			}
+			s.cache.invalidate()
 		}
 	}
 }

@@ -127,11 +127,20 @@ func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
 	return &Identity{User: info.User, ClientID: info.ClientID, Scopes: scopes}, nil
 }
 
-// lookupAccess finds a live access token by its hash: one indexed lookup
-// with a prepared statement, no in-process cache, so a revocation takes
-// effect on the very next request.
+// lookupAccess finds a live access token by its hash: in the cache of hot
+// tokens, or with one indexed lookup (a prepared statement).
 func (s *Server) lookupAccess(ctx context.Context, sum [32]byte) (*accessInfo, error) {
-	return s.store.lookupAccess(ctx, sum[:], s.now())
+	now := s.now()
+	info, gen := s.cache.get(sum, now)
+	if info != nil {
+		return info, nil
+	}
+	info, err := s.store.lookupAccess(ctx, sum[:], now)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(sum, info, info.ExpiresAt, gen)
+	return info, nil
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer" header.

@@ -3,10 +3,12 @@ package mcpauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -276,5 +278,55 @@ func TestRedirectMatches(t *testing.T) {
 		if got := redirectMatches(tc.registered, tc.requested); got != tc.ok {
 			t.Errorf("redirectMatches(%q, %q) = %v, want %v", tc.registered, tc.requested, got, tc.ok)
 		}
+	}
+}
+
+// TestVerifyCacheNeverOutlivesRevocation: a token validated (and cached)
+// just before it is revoked is refused right after, however it is revoked.
+func TestVerifyCacheNeverOutlivesRevocation(t *testing.T) {
+	now := time.Now()
+	s := newVerifyServer(t, now)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		revoke func(token, grantID string) error
+	}{
+		{"grant revoked", func(_, g string) error { return s.revokeGrant(ctx, g, now) }},
+		{"access token revoked", func(tok, _ string) error {
+			var cid string
+			s.store.(*sqliteStore).db.QueryRow("SELECT client_id FROM grants WHERE id = (SELECT grant_id FROM tokens WHERE hash = ?)", hashSecret(tok)).Scan(&cid)
+			r := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token="+tok+"&client_id="+cid))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			s.handleRevoke(w, r)
+			if w.Code != 200 {
+				return fmt.Errorf("revoke: %d %s", w.Code, w.Body)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, grantID := issueAccess(t, s, "alice", "stamp-1", "mcp", s.resource, now.Add(time.Hour))
+			for range 2 {
+				if _, err := s.verify(ctx, tok); err != nil {
+					t.Fatalf("fresh token: %v", err)
+				}
+			}
+			if err := tc.revoke(tok, grantID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.verify(ctx, tok); !errors.Is(err, errInvalidToken) {
+				t.Fatalf("revoked token: %v, want errInvalidToken", err)
+			}
+		})
+	}
+	// A password change is seen at once too (the stamp is never cached).
+	tok, _ := issueAccess(t, s, "bob", "stamp-2", "mcp", s.resource, now.Add(time.Hour))
+	if _, err := s.verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	s.users.(fakeUsers)["bob"] = "stamp-2b"
+	if _, err := s.verify(ctx, tok); !errors.Is(err, errInvalidToken) {
+		t.Fatalf("token after a password change: %v, want errInvalidToken", err)
 	}
 }

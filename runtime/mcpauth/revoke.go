@@ -54,6 +54,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	grantID, err := s.store.revokeToken(r.Context(), hashSecret(token), c.ID, s.now())
+	if grantID != "" || err != nil {
+		s.cache.invalidate()
+	}
 	if grantID == "" && err == nil {
 		s.guessFailed(ip, cid, unknown)
 	}

@@ -397,6 +397,7 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 		return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
 			RefreshToken: next, Scope: scope}, nil
 	case reused:
+		s.cache.invalidate()
 		s.log.WarnContext(ctx, "refresh token reused after rotation; grant revoked", "client_id", c.ID, "user", info.Grant.User)
 	}
 	return nil, errBadRefresh
@@ -417,7 +418,9 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// revokeGrant revokes every token of a grant.
+// revokeGrant revokes every token of a grant and drops cached validations.
 func (s *Server) revokeGrant(ctx context.Context, grantID string, now time.Time) error {
-	return s.store.revokeGrant(ctx, grantID, now)
+	err := s.store.revokeGrant(ctx, grantID, now)
+	s.cache.invalidate()
+	return err
 }
