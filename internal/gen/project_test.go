@@ -24,9 +24,15 @@ func goEnv() []string {
 
 func goCmd(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return goCmdEnv(t, dir, nil, args...)
+}
+
+// goCmdEnv is goCmd with extra environment variables.
+func goCmdEnv(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir
-	cmd.Env = goEnv()
+	cmd.Env = append(goEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
@@ -62,6 +68,8 @@ func TestGeneratedProjects(t *testing.T) {
 			}
 			goCmd(t, dir, "go", "vet", "./...")
 			goCmd(t, dir, "go", "build", "-mod=readonly", "./...")
+			// The Dockerfile's static build: modernc.org/sqlite needs no cgo.
+			goCmdEnv(t, dir, []string{"CGO_ENABLED=0"}, "go", "build", "-mod=readonly", "-o", os.DevNull, ".")
 			goCmd(t, dir, "go", "test", "-count=1", "./...")
 
 			mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
