@@ -35,8 +35,9 @@ func (e *oauthError) Error() string {
 
 func (e *oauthError) Unwrap() error { return e.Err }
 
-// errorf returns a 400 oauthError.
-func errorf(code, description string) *oauthError {
+// badRequestError returns a 400 oauthError with the RFC 6749 error code and a
+// description.
+func badRequestError(code, description string) *oauthError {
 	return &oauthError{Code: code, Description: description, Status: http.StatusBadRequest}
 }
 

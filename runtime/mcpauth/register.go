@@ -75,7 +75,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time) (*registerResponse, error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return nil, errorf("invalid_client_metadata", "the body must be application/json")
+		return nil, badRequestError("invalid_client_metadata", "the body must be application/json")
 	}
 	var req registerRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRegisterBody))
@@ -84,7 +84,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 			return nil, &oauthError{Code: "invalid_client_metadata", Description: "the body is too large",
 				Status: http.StatusRequestEntityTooLarge}
 		}
-		return nil, errorf("invalid_client_metadata", "the body is not a JSON object of client metadata")
+		return nil, badRequestError("invalid_client_metadata", "the body is not a JSON object of client metadata")
 	}
 	c, err := newClientFromMetadata(&req)
 	if err != nil {
@@ -127,14 +127,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 // newClientFromMetadata validates registration metadata.
 func newClientFromMetadata(req *registerRequest) (*client, error) {
 	if len(req.RedirectURIs) == 0 {
-		return nil, errorf("invalid_redirect_uri", "redirect_uris is required")
+		return nil, badRequestError("invalid_redirect_uri", "redirect_uris is required")
 	}
 	if len(req.RedirectURIs) > maxRedirectURIs {
-		return nil, errorf("invalid_redirect_uri", "too many redirect_uris")
+		return nil, badRequestError("invalid_redirect_uri", "too many redirect_uris")
 	}
 	for _, u := range req.RedirectURIs {
 		if err := validRedirectURI(u); err != nil {
-			return nil, errorf("invalid_redirect_uri", err.Error())
+			return nil, badRequestError("invalid_redirect_uri", err.Error())
 		}
 	}
 	c := &client{
@@ -149,18 +149,18 @@ func newClientFromMetadata(req *registerRequest) (*client, error) {
 		c.AuthMethod = "none"
 	}
 	if !slices.Contains(authMethods, c.AuthMethod) {
-		return nil, errorf("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_post or client_secret_basic")
+		return nil, badRequestError("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_post or client_secret_basic")
 	}
 	if len(c.GrantTypes) == 0 {
 		c.GrantTypes = []string{"authorization_code", "refresh_token"}
 	}
 	for _, g := range c.GrantTypes {
 		if g != "authorization_code" && g != "refresh_token" {
-			return nil, errorf("invalid_client_metadata", "grant_types may contain only authorization_code and refresh_token")
+			return nil, badRequestError("invalid_client_metadata", "grant_types may contain only authorization_code and refresh_token")
 		}
 	}
 	if !slices.Contains(c.GrantTypes, "authorization_code") {
-		return nil, errorf("invalid_client_metadata", "grant_types must include authorization_code")
+		return nil, badRequestError("invalid_client_metadata", "grant_types must include authorization_code")
 	}
 	c.GrantTypes = slices.Compact(c.GrantTypes)
 	if len(c.ResponseTypes) == 0 {
@@ -168,12 +168,12 @@ func newClientFromMetadata(req *registerRequest) (*client, error) {
 	}
 	for _, rt := range c.ResponseTypes {
 		if rt != "code" {
-			return nil, errorf("invalid_client_metadata", "response_types may contain only code")
+			return nil, badRequestError("invalid_client_metadata", "response_types may contain only code")
 		}
 	}
 	c.ResponseTypes = []string{"code"}
 	if len(c.Name) > maxClientNameLen {
-		return nil, errorf("invalid_client_metadata", "client_name is too long")
+		return nil, badRequestError("invalid_client_metadata", "client_name is too long")
 	}
 	return c, nil
 }

@@ -44,11 +44,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	token := form.Get("token")
 	if token == "" {
-		return errorf("invalid_request", "token is required")
+		return badRequestError("invalid_request", "token is required")
 	}
 	// An unknown token is answered 200 like any other (no oracle), but
 	// counts as a failed guess.
-	unknown := errorf("invalid_grant", "")
+	unknown := badRequestError("invalid_grant", "")
 	if len(token) != 43 {
 		s.guessFailed(ip, cid, unknown)
 		return nil

@@ -120,13 +120,13 @@ func (s *Server) grant(r *http.Request, form url.Values) (*tokenResponse, error)
 		return s.exchangeCode(r.Context(), c, form)
 	case "refresh_token":
 		if !slices.Contains(c.GrantTypes, "refresh_token") {
-			return nil, errorf("unauthorized_client", "the client is not registered for the refresh_token grant")
+			return nil, badRequestError("unauthorized_client", "the client is not registered for the refresh_token grant")
 		}
 		return s.refresh(r.Context(), c, form)
 	case "":
-		return nil, errorf("invalid_request", "grant_type is required")
+		return nil, badRequestError("invalid_request", "grant_type is required")
 	default:
-		return nil, errorf("unsupported_grant_type", "only authorization_code and refresh_token are supported")
+		return nil, badRequestError("unsupported_grant_type", "only authorization_code and refresh_token are supported")
 	}
 }
 
@@ -135,22 +135,22 @@ func (s *Server) grant(r *http.Request, form url.Values) (*tokenResponse, error)
 func readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, errorf("invalid_request", "the body must be application/x-www-form-urlencoded")
+		return nil, badRequestError("invalid_request", "the body must be application/x-www-form-urlencoded")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &oauthError{Code: "invalid_request", Description: "the body is too large", Status: http.StatusRequestEntityTooLarge}
 		}
-		return nil, errorf("invalid_request", "the body could not be read")
+		return nil, badRequestError("invalid_request", "the body could not be read")
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, errorf("invalid_request", "the body is not valid form encoding")
+		return nil, badRequestError("invalid_request", "the body is not valid form encoding")
 	}
 	for k, v := range form {
 		if len(v) > 1 {
-			return nil, errorf("invalid_request", "the parameter "+k+" is repeated")
+			return nil, badRequestError("invalid_request", "the parameter "+k+" is repeated")
 		}
 	}
 	return form, nil
@@ -171,7 +171,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, 
 			return nil, &oauthError{Code: "invalid_client", Description: "malformed Basic credentials", Status: http.StatusUnauthorized, basic: true}
 		}
 		if secret != "" || (id != "" && id != bid) {
-			return nil, errorf("invalid_request", "use one client authentication method")
+			return nil, badRequestError("invalid_request", "use one client authentication method")
 		}
 		id, secret = bid, bsecret
 	}
@@ -230,12 +230,12 @@ func parseBasic(h string) (id, secret string, ok bool) {
 	return id, secret, id != ""
 }
 
-var errBadGrant = errorf("invalid_grant", "the authorization code is invalid, expired or already used")
+var errBadGrant = badRequestError("invalid_grant", "the authorization code is invalid, expired or already used")
 
 func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (*tokenResponse, error) {
 	code := form.Get("code")
 	if code == "" {
-		return nil, errorf("invalid_request", "code is required")
+		return nil, badRequestError("invalid_request", "code is required")
 	}
 	if len(code) != 43 {
 		return nil, errBadGrant
@@ -252,13 +252,13 @@ func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (
 		return nil, errBadGrant
 	}
 	if form.Get("redirect_uri") != ac.RedirectURI {
-		return nil, errorf("invalid_grant", "redirect_uri does not match the authorization request")
+		return nil, badRequestError("invalid_grant", "redirect_uri does not match the authorization request")
 	}
 	if !verifyPKCE(form.Get("code_verifier"), ac.CodeChallenge) {
-		return nil, errorf("invalid_grant", "code_verifier does not match the code_challenge")
+		return nil, badRequestError("invalid_grant", "code_verifier does not match the code_challenge")
 	}
 	if res, ok := form["resource"]; ok && !resourceMatches(res[0], ac.Resource) {
-		return nil, errorf("invalid_target", "resource does not match the authorization request")
+		return nil, badRequestError("invalid_target", "resource does not match the authorization request")
 	}
 	now := s.now()
 	if ac.Used {
@@ -273,7 +273,7 @@ func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (
 		return nil, errBadGrant
 	}
 	if !s.userCurrent(ac.User, ac.Stamp) {
-		return nil, errorf("invalid_grant", "the user's account has changed; sign in again")
+		return nil, badRequestError("invalid_grant", "the user's account has changed; sign in again")
 	}
 	access, refresh := newSecret(), ""
 	t := &issued{AccessHash: hashSecret(access), AccessScope: ac.Scope, AccessExpires: now.Add(s.cfg.AccessTTL)}
@@ -331,12 +331,12 @@ func (s *Server) userCurrent(user, stamp string) bool {
 	return ok && cur == stamp
 }
 
-var errBadRefresh = errorf("invalid_grant", "the refresh token is invalid, expired or revoked")
+var errBadRefresh = badRequestError("invalid_grant", "the refresh token is invalid, expired or revoked")
 
 func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*tokenResponse, error) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
-		return nil, errorf("invalid_request", "refresh_token is required")
+		return nil, badRequestError("invalid_request", "refresh_token is required")
 	}
 	if len(rt) != 43 {
 		return nil, errBadRefresh
@@ -361,12 +361,12 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 	if sc, ok := form["scope"]; ok {
 		req := strings.Fields(sc[0])
 		if len(req) == 0 {
-			return nil, errorf("invalid_scope", "scope is empty")
+			return nil, badRequestError("invalid_scope", "scope is empty")
 		}
 		var narrowed []string
 		for _, x := range req {
 			if !slices.Contains(granted, x) {
-				return nil, errorf("invalid_scope", "scope exceeds what was granted")
+				return nil, badRequestError("invalid_scope", "scope exceeds what was granted")
 			}
 			if !slices.Contains(narrowed, x) {
 				narrowed = append(narrowed, x)
@@ -375,13 +375,13 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 		scope = strings.Join(narrowed, " ")
 	}
 	if res, ok := form["resource"]; ok && !resourceMatches(res[0], info.Grant.Resource) {
-		return nil, errorf("invalid_target", "resource does not match the grant")
+		return nil, badRequestError("invalid_target", "resource does not match the grant")
 	}
 	if !s.userCurrent(info.Grant.User, info.Grant.Stamp) {
 		if err := s.revokeGrant(ctx, info.Grant.ID, now); err != nil {
 			return nil, serverError(err)
 		}
-		return nil, errorf("invalid_grant", "the user's account has changed; sign in again")
+		return nil, badRequestError("invalid_grant", "the user's account has changed; sign in again")
 	}
 	access, next := newSecret(), s.successor(rt)
 	t := &issued{
