@@ -97,6 +97,10 @@ type Config struct {
 	// concurrently; without a grace they would lose their sign-in. Negative
 	// means no grace.
 	RefreshGrace time.Duration
+	// LockTimeout is how long a request waits for the database while
+	// another writer (or process) holds it, before a write is retried once
+	// and then answered 503 temporarily_unavailable (default 3s).
+	LockTimeout time.Duration
 	// CleanupInterval is how often expired rows are deleted (default 10m).
 	CleanupInterval time.Duration
 	// Now is the clock (default time.Now); tests move it.
@@ -193,7 +197,7 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 			"path", s.cfg.UsersPath)
 	}
 	s.users = uf
-	st, err := openSQLite(context.Background(), s.cfg.DBPath)
+	st, err := openSQLiteWith(context.Background(), s.cfg.DBPath, len(migrations), s.cfg.LockTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
@@ -230,6 +234,9 @@ func newServer(cfg Config) (*Server, error) {
 	}
 	if cfg.RefreshGrace == 0 {
 		cfg.RefreshGrace = 60 * time.Second
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = defaultLockTimeout
 	}
 	if cfg.CleanupInterval <= 0 {
 		cfg.CleanupInterval = 10 * time.Minute

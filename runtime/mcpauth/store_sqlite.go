@@ -25,10 +25,13 @@ import (
 // a memory map (mmap_size): token lookups on a large database then cost
 // about what they cost on a small one. SQLite never writes through the map.
 
-// dsnParams are appended to the database path.
-const dsnParams = "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(3000)" +
+// dsnParams are appended to the database path, after busy_timeout.
+const dsnParams = "&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate" +
 	"&_pragma=mmap_size(268435456)"
+
+// defaultLockTimeout is how long a statement waits for the database lock.
+const defaultLockTimeout = 3 * time.Second
 
 // migrations are the schema steps, numbered from 1 by their index + 1. The
 // database records how many have run in PRAGMA user_version. Steps are
@@ -115,13 +118,19 @@ var _ store = (*sqliteStore)(nil)
 // openSQLite opens (creating it with mode 0600 if needed) and migrates the
 // database at path.
 func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
-	return openSQLiteAt(ctx, path, len(migrations))
+	return openSQLiteWith(ctx, path, len(migrations), defaultLockTimeout)
 }
 
 // openSQLiteAt is openSQLite migrating only up to version; tests use it to
 // build databases at earlier schema versions.
 func openSQLiteAt(ctx context.Context, path string, version int) (*sqliteStore, error) {
-	db, err := openDB(path)
+	return openSQLiteWith(ctx, path, version, defaultLockTimeout)
+}
+
+// openSQLiteWith is openSQLite with a schema version and the time a
+// statement waits for the database lock (SQLite's busy_timeout).
+func openSQLiteWith(ctx context.Context, path string, version int, lockTimeout time.Duration) (*sqliteStore, error) {
+	db, err := openDB(path, lockTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +143,7 @@ func openSQLiteAt(ctx context.Context, path string, version int) (*sqliteStore, 
 }
 
 // openDB opens the file with the pragmas and checks they took effect.
-func openDB(path string) (*sql.DB, error) {
+func openDB(path string, lockTimeout time.Duration) (*sql.DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("database path %q: must not contain '?' or '#'", path)
 	}
@@ -145,7 +154,8 @@ func openDB(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
 	f.Close()
-	db, err := sql.Open("sqlite", path+dsnParams)
+	busy := max(lockTimeout.Milliseconds(), 1)
+	db, err := sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)%s", path, busy, dsnParams))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -295,8 +305,8 @@ func isBusy(err error) bool {
 
 // write runs fn in a BEGIN IMMEDIATE transaction, retrying once with jitter
 // while the database is busy, and returns errBusy if it stays busy. With
-// the 3 s busy_timeout a client waits at most about 6 s for its 503, well
-// within common HTTP client timeouts.
+// the default 3 s lock timeout a client waits at most about 6 s for its
+// 503, well within common HTTP client timeouts.
 func (s *sqliteStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	const attempts = 2
 	var err error

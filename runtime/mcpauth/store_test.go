@@ -403,3 +403,34 @@ func TestCleanupUnusedClients(t *testing.T) {
 		t.Fatalf("countClients = %d, %v; want 1", n, err)
 	}
 }
+
+// TestLockTimeout: while another connection holds the write lock, a write
+// gives up with errBusy (after the configured lock timeout, twice), never
+// succeeding falsely.
+func TestLockTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.db")
+	s, err := openSQLiteWith(t.Context(), path, len(migrations), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	other, err := sql.Open("sqlite", path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+
+	err = s.createClient(t.Context(), &client{ID: "c", AuthMethod: "none", RedirectURIs: []string{"https://x/cb"}})
+	if !errors.Is(err, errBusy) {
+		t.Fatalf("write under a held lock: %v, want errBusy", err)
+	}
+	tx.Rollback()
+	if err := s.createClient(t.Context(), &client{ID: "c", AuthMethod: "none", RedirectURIs: []string{"https://x/cb"}}); err != nil {
+		t.Fatalf("write after the lock was released: %v", err)
+	}
+}
