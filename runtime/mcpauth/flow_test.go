@@ -327,19 +327,27 @@ func TestSessionsBoundToUser(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
+		method string
 		tokens *client.MemoryTokenStore
 		want   int
 	}{
-		{"owner", aliceTokens, http.StatusOK},
-		{"other user", bobTokens, http.StatusNotFound},
+		{"owner", http.MethodPost, aliceTokens, http.StatusOK},
+		{"other user", http.MethodPost, bobTokens, http.StatusNotFound},
+		{"other user ends it", http.MethodDelete, bobTokens, http.StatusMethodNotAllowed},
+		{"owner, after the other user's attempt", http.MethodPost, aliceTokens, http.StatusOK},
+		{"owner ends it", http.MethodDelete, aliceTokens, http.StatusOK},
+		{"owner, after ending it", http.MethodPost, aliceTokens, http.StatusNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok, err := tc.tokens.GetToken(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
-			req, _ := http.NewRequest(http.MethodPost, fs.URL+"/mcp",
-				strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`))
+			var body io.Reader
+			if tc.method == http.MethodPost {
+				body = strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
+			}
+			req, _ := http.NewRequest(tc.method, fs.URL+"/mcp", body)
 			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Accept", "application/json, text/event-stream")
@@ -349,10 +357,10 @@ func TestSessionsBoundToUser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, _ := io.ReadAll(resp.Body)
+			respBody, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != tc.want {
-				t.Fatalf("tools/list with alice's session: %s, want %d\n%s", resp.Status, tc.want, body)
+				t.Fatalf("%s with alice's session: %s, want %d\n%s", tc.method, resp.Status, tc.want, respBody)
 			}
 		})
 	}

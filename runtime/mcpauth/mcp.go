@@ -90,7 +90,7 @@ func (u userSessions) Terminate(id string) (isNotAllowed bool, err error) {
 		return false, nil
 	}
 	if !u.any && owner != u.user {
-		return false, errNoSession
+		return true, nil // another user's session: refused (405), left alone
 	}
 	delete(u.o.owners, id)
 	return false, nil
