@@ -203,6 +203,7 @@ func ToolList(names []string) ([]Tool, error) {
 		return nil, errors.New("tools: at least one tool name is needed")
 	}
 	tools := make([]Tool, 0, len(names))
+	idents := map[string]string{} // Go identifier -> tool name
 	for _, n := range names {
 		t, err := toolFor(n)
 		if err != nil {
@@ -214,7 +215,23 @@ func ToolList(names []string) ([]Tool, error) {
 		if i := slices.IndexFunc(tools, func(u Tool) bool { return u.Go == t.Go }); i >= 0 {
 			return nil, fmt.Errorf("tool names %q and %q: both become the Go name %q; rename one", tools[i].Name, n, t.Go)
 		}
+		for _, id := range t.Identifiers() {
+			if other, ok := idents[id]; ok {
+				return nil, fmt.Errorf("tool names %q and %q: both need the Go identifier %s; rename one", other, n, id)
+			}
+		}
+		for _, id := range t.Identifiers() {
+			idents[id] = n
+		}
 		tools = append(tools, t)
 	}
 	return tools, nil
+}
+
+// Identifiers returns the Go identifiers the templates declare for t: its
+// constructor, arguments type, handler and test. Other generated code
+// avoids these shapes, so only two tools can clash ("handle" and "args"
+// both need handleArgs).
+func (t Tool) Identifiers() []string {
+	return []string{t.Go + "Tool", t.Go + "Args", "handle" + t.Exported, "Test" + t.Exported + "Tool"}
 }

@@ -1,6 +1,8 @@
 package gen
 
 import (
+	"go/token"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -56,6 +58,7 @@ func TestToolList(t *testing.T) {
 		{names: []string{"echo", "echo"}, wantErr: `tool name "echo": given twice`},
 		{names: []string{"fetch-page", "fetch_page"}, wantErr: `tool names "fetch-page" and "fetch_page": both become the Go name "fetchPage"`},
 		{names: []string{"Echo", "echo"}, wantErr: `both become the Go name "echo"`},
+		{names: []string{"handle", "args"}, wantErr: `tool names "handle" and "args": both need the Go identifier handleArgs; rename one`},
 	}
 	for _, tt := range tests {
 		got, err := ToolList(tt.names)
@@ -137,4 +140,35 @@ func TestSlug(t *testing.T) {
 			t.Errorf("slug(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzToolList checks the promise behind tool names: whatever ToolList
+// accepts becomes distinct identifiers that compile in every place the
+// templates use them, and the MCP names follow the MCP rule.
+func FuzzToolList(f *testing.F) {
+	for _, s := range []string{"echo", "fetch-page,search.v2,add_numbers", "type,len", "a,A", "x-y,x_y", "2fa", "-._"} {
+		f.Add(s)
+	}
+	mcpName := regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	f.Fuzz(func(t *testing.T, list string) {
+		tools, err := ToolList(strings.Split(list, ","))
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, tool := range tools {
+			if !mcpName.MatchString(tool.Name) {
+				t.Errorf("accepted MCP name %q", tool.Name)
+			}
+			for _, id := range tool.Identifiers() {
+				if !token.IsIdentifier(id) {
+					t.Errorf("tool %q: %q is not an identifier", tool.Name, id)
+				}
+				if seen[id] {
+					t.Errorf("two tools need %s", id)
+				}
+				seen[id] = true
+			}
+		}
+	})
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -569,5 +572,55 @@ func TestRenderToolMatchesToolsGo(t *testing.T) {
 	}
 	if c := code(toolsGo); c == "" || c != code(added[0].Data) {
 		t.Errorf("the tool code of tools.go and of an added tool differ:\n%s", firstDiff([]byte(code(toolsGo)), []byte(code(added[0].Data))))
+	}
+}
+
+// TestNoIdentifierClashes renders tools whose Go names look like the helpers
+// of main.go and the tests, and checks that package main still declares
+// every top-level name once.
+func TestNoIdentifierClashes(t *testing.T) {
+	a := Answers{Module: "example.com/x", Name: "x", Tools: []string{
+		"call", "whoami", "identity", "start-server", "serve", "user", "tools", "run", "main",
+		"new-mcp-server", "result", "get-json", "usage", "test", "handle", "echo", "open-login-page",
+	}}
+	seen := map[string]string{}
+	fset := token.NewFileSet()
+	for _, f := range render(t, a) {
+		if strings.Contains(f.Path, "/") || !strings.HasSuffix(f.Path, ".go") {
+			continue // only package main at the root
+		}
+		file, err := parser.ParseFile(fset, f.Path, f.Data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			var names []string
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					names = append(names, d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					switch s := s.(type) {
+					case *ast.TypeSpec:
+						names = append(names, s.Name.Name)
+					case *ast.ValueSpec:
+						for _, n := range s.Names {
+							names = append(names, n.Name)
+						}
+					}
+				}
+			}
+			for _, n := range names {
+				if n == "_" || n == "init" {
+					continue
+				}
+				if other, ok := seen[n]; ok {
+					t.Errorf("%s is declared in %s and %s", n, other, f.Path)
+				}
+				seen[n] = f.Path
+			}
+		}
 	}
 }
