@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -48,8 +49,8 @@ func NewCmdCreate(f *Factory, runF func(context.Context, *CreateOptions) error) 
 	cmd := &cobra.Command{
 		Use:   "create-mcp-server [DIR]",
 		Short: "Create a Go MCP server protected by its own OAuth 2.1 authorization server",
-		Long: `create-mcp-server writes a new Go module for an MCP server into DIR (default:
-the current directory). Its Streamable HTTP endpoint is protected by an OAuth 2.1
+		Long: `create-mcp-server writes a new Go module for an MCP server into DIR (asked for
+on a terminal; otherwise the current directory). Its Streamable HTTP endpoint is protected by an OAuth 2.1
 authorization server built into the same binary, with a login page, a users file
 and SQLite storage. The project builds, passes its own tests and works with
 Claude, VS Code, Cursor and MCP Inspector as generated.
@@ -102,23 +103,31 @@ existing is ever overwritten. (For a DIR named like a command, write ./version.)
 // createRun asks what is missing, renders the project in memory, confirms
 // and only then writes it.
 func createRun(ctx context.Context, opts *CreateOptions) error {
+	// Flags are checked before anything else: a usage error comes first.
+	a, missing, err := flagAnswers(opts, gen.Defaults("."))
+	if err != nil {
+		return err
+	}
 	dir := opts.Dir
-	if dir == "" {
+	switch {
+	case dir != "":
+	case opts.Prompter != nil:
+		if dir, err = askDir(opts.Prompter, opts.Force); err != nil {
+			return err
+		}
+		opts.Dir = dir
+	default:
 		dir = "."
+	}
+	// Refuse a non-empty directory before asking anything else.
+	if err := gen.CheckDir(dir, nil, opts.Force); err != nil {
+		return err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
 	def := gen.Defaults(filepath.Base(abs))
-	a, missing, err := flagAnswers(opts, def)
-	if err != nil {
-		return err
-	}
-	// Refuse a non-empty directory before asking anything.
-	if err := gen.CheckDir(dir, nil, opts.Force); err != nil {
-		return err
-	}
 	if a, err = askMissing(opts, a, missing, def); err != nil {
 		return err
 	}
@@ -231,6 +240,21 @@ func askMissing(opts *CreateOptions, a gen.Answers, missing []string, def gen.An
 		}
 	}
 	return a, nil
+}
+
+// askDir asks where to create the project when DIR was not given: the
+// current directory if it is empty, else a new directory beside it.
+func askDir(p iprompter, force bool) (string, error) {
+	def := "."
+	if gen.CheckDir(def, nil, force) != nil {
+		def = "mcp-server"
+	}
+	return p.Input("Project directory:", "Where to create the project: a new or empty directory.", def, func(dir string) error {
+		if dir == "" {
+			return errors.New("directory: must not be empty")
+		}
+		return gen.CheckDir(dir, nil, force)
+	})
 }
 
 // askString asks one question, or with p == nil takes def, which must be

@@ -293,3 +293,33 @@ func TestCreateYesMatchesGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateAsksForDir checks that on a terminal a missing DIR is asked for,
+// defaulting to a new directory when the current one is not empty.
+func TestCreateAsksForDir(t *testing.T) {
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	if err := os.WriteFile("notes.txt", []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	io, _, out, errOut := Test()
+	io.SetStdinTTY(true)
+	io.SetStdoutTTY(true)
+	p := &fakePrompter{answers: []any{".", "", "", "", "", []string{}, true}} // "." is refused: not empty
+	f := &Factory{IO: io, Prompter: func() prompt.Prompter { return p },
+		Templates: createmcpserver.Templates(), Runtime: createmcpserver.Runtime()}
+	cmd := NewCmdRoot(f)
+	cmd.SetArgs(nil)
+	if status := exitStatus(f, cmd.ExecuteContext(context.Background())); status != 0 {
+		t.Fatalf("status %d: %s", status, errOut)
+	}
+	if p.asked[0] != "Project directory:" || len(p.rejected) != 1 || !strings.Contains(p.rejected[0], "is not empty") {
+		t.Errorf("asked %q, rejected %q", p.asked, p.rejected)
+	}
+	if m := manifestOf(t, filepath.Join(cwd, "mcp-server")); m.Answers.Module != "mcp-server" {
+		t.Errorf("module = %q, want the directory's name", m.Answers.Module)
+	}
+	if !strings.Contains(out.String(), "  cd mcp-server\n") {
+		t.Errorf("next steps do not say cd mcp-server:\n%s", out)
+	}
+}
