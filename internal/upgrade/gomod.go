@@ -42,8 +42,14 @@ func MergeGoMod(base, current, next []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse generated go.mod: %w", err)
 	}
+	if err := checkModulePaths(cf); err != nil {
+		return nil, fmt.Errorf("your go.mod: %w", err)
+	}
+	if err := checkModulePaths(nf); err != nil {
+		return nil, fmt.Errorf("generated go.mod: %w", err)
+	}
 	bf, err := modfile.Parse("go.mod (base)", base, nil)
-	if err != nil {
+	if err != nil || checkModulePaths(bf) != nil {
 		// An unreadable base is no base: every difference counts as the user's.
 		bf = new(modfile.File)
 	}
@@ -74,7 +80,36 @@ func MergeGoMod(base, current, next []byte) ([]byte, error) {
 		return nil, err
 	}
 	cf.Cleanup()
-	return modfile.Format(cf.Syntax), nil
+	out := modfile.Format(cf.Syntax)
+	// The merge edits a syntax tree, so it cannot produce what modfile
+	// would refuse; check anyway, because a go.mod that does not parse
+	// would stop the whole project from building.
+	if _, err := modfile.Parse("go.mod (merged)", out, nil); err != nil {
+		return nil, fmt.Errorf("merged go.mod does not parse (please report this): %w", err)
+	}
+	return out, nil
+}
+
+// checkModulePaths reports a require, exclude or replaced module path that is
+// not a valid module path. modfile.Parse accepts some tokens (such as "(")
+// that the go command would refuse and that could not be written back.
+func checkModulePaths(f *modfile.File) error {
+	var paths []string
+	for _, r := range f.Require {
+		paths = append(paths, r.Mod.Path)
+	}
+	for _, e := range f.Exclude {
+		paths = append(paths, e.Mod.Path)
+	}
+	for _, r := range f.Replace {
+		paths = append(paths, r.Old.Path)
+	}
+	for _, p := range paths {
+		if err := module.CheckImportPath(p); err != nil {
+			return fmt.Errorf("invalid module path %q: %w", p, err)
+		}
+	}
+	return nil
 }
 
 func modulePath(f *modfile.File) string {
