@@ -692,14 +692,16 @@ func TestPublicClientAuthentication(t *testing.T) {
 		name      string
 		secret    *string // client_secret in the body
 		basic     string  // Basic credentials "id:secret" with id filled in, or ""
+		encode    bool    // percent-encode every byte of the id in Basic
 		want      int
 		wantBasic bool // WWW-Authenticate: Basic expected
 	}{
-		{"client_id only", nil, "", 200, false},
-		{"empty client_secret", new(""), "", 200, false},
-		{"Basic with empty secret", nil, "%s:", 200, false},
-		{"made-up client_secret", new("made-up"), "", 401, false},
-		{"Basic with made-up secret", nil, "%s:made-up", 401, true},
+		{"client_id only", nil, "", false, 200, false},
+		{"empty client_secret", new(""), "", false, 200, false},
+		{"Basic with empty secret", nil, "%s:", false, 200, false},
+		{"Basic, every byte percent-encoded", nil, "%s:", true, 200, false},
+		{"made-up client_secret", new("made-up"), "", false, 401, false},
+		{"Basic with made-up secret", nil, "%s:made-up", false, 401, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, code, verifier := codeFor(t, fs, redirectURI)
@@ -714,7 +716,14 @@ func TestPublicClientAuthentication(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, fs.URL+"/token", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if tc.basic != "" {
-				req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(tc.basic, id))))
+				user := id
+				if tc.encode { // RFC 6749 §2.3.1: Basic carries form-encoded values
+					user = ""
+					for i := 0; i < len(id); i++ {
+						user += fmt.Sprintf("%%%02X", id[i])
+					}
+				}
+				req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(tc.basic, user))))
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -730,6 +739,148 @@ func TestPublicClientAuthentication(t *testing.T) {
 			}
 			if resp.Header.Get("Cache-Control") != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", resp.Header.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+// TestMetadataDocuments: both RFC 9728 paths (with or without a trailing
+// slash) serve the same document, CORS-open for the headers browser clients
+// send; the RFC 8414 document names this issuer; no OIDC document exists.
+func TestMetadataDocuments(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{ResourceName: "Flow"})
+	var prm []byte
+	for _, path := range []string{
+		"/.well-known/oauth-protected-resource/mcp",
+		"/.well-known/oauth-protected-resource/mcp/",
+		"/.well-known/oauth-protected-resource",
+		"/.well-known/oauth-protected-resource/",
+	} {
+		req, _ := http.NewRequest(http.MethodOptions, fs.URL+path, nil)
+		req.Header.Set("Origin", "https://app.example")
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		req.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		allow := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.StatusCode >= 300 {
+			t.Errorf("OPTIONS %s: %s, Allow-Origin %q", path, resp.Status, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+		for _, h := range []string{"mcp-protocol-version", "content-type", "authorization"} {
+			if !strings.Contains(allow, h) {
+				t.Errorf("OPTIONS %s: Access-Control-Allow-Headers %q lacks %s", path, allow, h)
+			}
+		}
+		resp, err = http.Get(fs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, resp.Header.Get("Content-Type"))
+		}
+		if prm == nil {
+			prm = body
+		} else if string(body) != string(prm) {
+			t.Errorf("GET %s differs from the path-inserted document", path)
+		}
+	}
+	var doc struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+		ScopesSupported      []string `json:"scopes_supported"`
+		BearerMethods        []string `json:"bearer_methods_supported"`
+		ResourceName         string   `json:"resource_name"`
+	}
+	if err := json.Unmarshal(prm, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Resource != fs.URL+"/mcp" || len(doc.AuthorizationServers) != 1 || doc.AuthorizationServers[0] != fs.URL ||
+		len(doc.BearerMethods) != 1 || doc.BearerMethods[0] != "header" || doc.ResourceName != "Flow" {
+		t.Errorf("protected-resource metadata: %s", prm)
+	}
+
+	resp, err := http.Get(fs.URL + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var as map[string]any
+	json.NewDecoder(resp.Body).Decode(&as)
+	resp.Body.Close()
+	for k, want := range map[string]any{
+		"issuer":                 fs.URL,
+		"authorization_endpoint": fs.URL + "/authorize",
+		"token_endpoint":         fs.URL + "/token",
+		"registration_endpoint":  fs.URL + "/register",
+		"revocation_endpoint":    fs.URL + "/revoke",
+		"authorization_response_iss_parameter_supported": true,
+	} {
+		if as[k] != want {
+			t.Errorf("authorization-server metadata %s = %v, want %v", k, as[k], want)
+		}
+	}
+	if got := fmt.Sprint(as["code_challenge_methods_supported"]); got != "[S256]" {
+		t.Errorf("code_challenge_methods_supported = %s, want [S256]", got)
+	}
+	resp, err = http.Get(fs.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("openid-configuration: %s, want 404", resp.Status)
+	}
+}
+
+// TestLoginTransactionExpires: the sign-in form is bound to a server-side
+// transaction that lives ten minutes; posting it later is refused.
+func TestLoginTransactionExpires(t *testing.T) {
+	var offset atomic.Int64
+	fs := newFlowServer(t, mcpauth.Config{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	for _, tc := range []struct {
+		wait time.Duration
+		want int
+	}{
+		{9 * time.Minute, http.StatusSeeOther},
+		{11 * time.Minute, http.StatusForbidden},
+	} {
+		t.Run(tc.wait.String(), func(t *testing.T) {
+			reg, err := http.Post(fs.URL+"/register", "application/json", strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				ClientID string `json:"client_id"`
+			}
+			json.NewDecoder(reg.Body).Decode(&c)
+			reg.Body.Close()
+			jar, _ := cookiejar.New(nil)
+			hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := hc.Get(fs.URL + "/authorize?" + url.Values{
+				"client_id": {c.ClientID}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"},
+				"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"},
+			}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			form := url.Values{"username": {flowUser}, "password": {flowPassword}, "action": {"approve"}}
+			for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+				form.Set(m[1], html.UnescapeString(m[2]))
+			}
+			offset.Add(int64(tc.wait))
+			resp, err = hc.PostForm(fs.URL+"/authorize", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("POST %v after the form was served: %s, want %d", tc.wait, resp.Status, tc.want)
 			}
 		})
 	}
