@@ -197,9 +197,10 @@ func (s *Server) parseAuthorize(r *http.Request) (*authRequest, *pageError) {
 	if !validChallenge(challenge) {
 		return nil, badRequest("The code_challenge must be 43 base64url characters (S256).")
 	}
+	// A parameter sent without a value is treated as omitted (RFC 6749 §3.1).
 	resource := s.resource
-	if res, ok := q["resource"]; ok {
-		if !resourceMatches(res[0], s.resource) {
+	if res := q.Get("resource"); res != "" {
+		if !resourceMatches(res, s.resource) {
 			return nil, badRequest("invalid_target: the resource parameter must be " + s.resource + ".")
 		}
 	}

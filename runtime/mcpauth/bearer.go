@@ -223,6 +223,7 @@ func (s *Server) cors(h http.Handler) http.Handler {
 			setCORS(w.Header(), origin)
 		}
 		if h == nil || r.Method == http.MethodOptions {
+			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}

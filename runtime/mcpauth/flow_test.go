@@ -13,6 +13,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/userfile"
@@ -826,13 +828,28 @@ func TestMetadataDocuments(t *testing.T) {
 	if got := fmt.Sprint(as["code_challenge_methods_supported"]); got != "[S256]" {
 		t.Errorf("code_challenge_methods_supported = %s, want [S256]", got)
 	}
-	resp, err = http.Get(fs.URL + "/.well-known/openid-configuration")
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-protected-resource/other",
+		"/.well-known/oauth-protected-resource/mcp/x"} {
+		resp, err = http.Get(fs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %s, want 404", path, resp.Status)
+		}
+	}
+
+	// Without a configured name, the resource is named after its host.
+	plain := newFlowServer(t, mcpauth.Config{})
+	resp, err = http.Get(plain.URL + "/.well-known/oauth-protected-resource/mcp")
 	if err != nil {
 		t.Fatal(err)
 	}
+	json.NewDecoder(resp.Body).Decode(&doc)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("openid-configuration: %s, want 404", resp.Status)
+	if doc.ResourceName != "127.0.0.1" || fmt.Sprint(doc.ScopesSupported) != "[mcp]" {
+		t.Errorf("resource_name %q, scopes_supported %v; want 127.0.0.1 and [mcp]", doc.ResourceName, doc.ScopesSupported)
 	}
 }
 
@@ -883,5 +900,326 @@ func TestLoginTransactionExpires(t *testing.T) {
 				t.Fatalf("POST %v after the form was served: %s, want %d", tc.wait, resp.Status, tc.want)
 			}
 		})
+	}
+}
+
+// register posts client metadata to /register and returns the decoded
+// response, failing unless it is 201.
+func register(t *testing.T, fs *flowServer, meta map[string]any) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(meta)
+	resp, err := http.Post(fs.URL+"/register", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register %v: %s %v", meta, resp.Status, out)
+	}
+	return out
+}
+
+// browser is a cookie-keeping client that does not follow redirects.
+func browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// loginForm GETs an authorization URL and returns the status and, for the
+// sign-in page, its hidden fields.
+func loginForm(t *testing.T, hc *http.Client, authURL string) (int, url.Values) {
+	t.Helper()
+	resp, err := hc.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return resp.StatusCode, form
+}
+
+// postLogin posts the sign-in form and returns the response (body read).
+func postLogin(t *testing.T, hc *http.Client, fs *flowServer, form url.Values) (*http.Response, string) {
+	t.Helper()
+	resp, err := hc.PostForm(fs.URL+"/authorize", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func authorizeURL(fs *flowServer, clientID, redirectURI string, extra url.Values) string {
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirectURI}, "response_type": {"code"},
+		"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	return fs.URL + "/authorize?" + q.Encode()
+}
+
+// TestMCPEndpointOriginHostAndCORS: the checks in front of /mcp, over HTTP
+// on a loopback listener.
+func TestMCPEndpointOriginHostAndCORS(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{AllowedOrigins: []string{"https://app.example"}})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(fs.URL, "http://"))
+	for _, tc := range []struct {
+		name, method, origin, host string
+		want                       int
+		cors                       bool
+	}{
+		{"no origin", http.MethodPost, "", "", 401, false},
+		{"own origin", http.MethodPost, fs.URL, "", 401, true},
+		{"allowed origin", http.MethodPost, "https://app.example", "", 401, true},
+		{"foreign origin", http.MethodPost, "https://evil.example", "", 403, false},
+		{"null origin", http.MethodPost, "null", "", 403, false},
+		{"look-alike origin", http.MethodPost, "https://app.example.evil", "", 403, false},
+		{"preflight, no token", http.MethodOptions, "https://app.example", "", 204, true},
+		{"rebinding host", http.MethodPost, "", "evil.example", 403, false},
+		{"rebinding host with port", http.MethodPost, "", "evil.example:" + port, 403, false},
+		{"localhost", http.MethodPost, "", "localhost:" + port, 401, false},
+		{"ipv6 loopback", http.MethodPost, "", "[::1]:" + port, 401, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, fs.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.method == http.MethodOptions {
+				req.Header.Set("Access-Control-Request-Method", "POST")
+				req.Header.Set("Access-Control-Request-Headers", "authorization, mcp-protocol-version")
+			}
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s: %s, want %d", tc.name, resp.Status, tc.want)
+			}
+			acao := resp.Header.Get("Access-Control-Allow-Origin")
+			if tc.cors != (acao == tc.origin && acao != "") {
+				t.Errorf("Access-Control-Allow-Origin %q with Origin %q", acao, tc.origin)
+			}
+			if tc.cors && tc.method == http.MethodPost {
+				expose := strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers"))
+				for _, h := range []string{"www-authenticate", "mcp-session-id", "mcp-protocol-version"} {
+					if !strings.Contains(expose, h) {
+						t.Errorf("Access-Control-Expose-Headers %q lacks %s", expose, h)
+					}
+				}
+			}
+			if tc.want == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer resource_metadata=") {
+				t.Errorf("401 challenge %q", resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+// TestRegistrationEcho: the 201 echoes the registered metadata, omitting
+// what is empty, and gives a secret only to confidential clients.
+func TestRegistrationEcho(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	uris := []any{"http://127.0.0.1/cb", "cursor://anysphere.cursor-mcp/oauth/callback"}
+	got := register(t, fs, map[string]any{"redirect_uris": uris, "client_name": "My App", "scope": "openid mcp",
+		"client_id": "chosen-by-client", "software_id": "x"})
+	for k, want := range map[string]any{
+		"client_name": "My App", "scope": "mcp", "token_endpoint_auth_method": "none",
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if fmt.Sprint(got["redirect_uris"]) != fmt.Sprint(uris) || fmt.Sprint(got["grant_types"]) != "[authorization_code refresh_token]" ||
+		fmt.Sprint(got["response_types"]) != "[code]" {
+		t.Errorf("echo %v", got)
+	}
+	if id, _ := got["client_id"].(string); id == "" || id == "chosen-by-client" {
+		t.Errorf("client_id %q: want one chosen by the server", id)
+	}
+	if _, ok := got["client_secret"]; ok {
+		t.Error("a public client got a client_secret")
+	}
+	if n, _ := got["client_id_issued_at"].(float64); n <= 0 {
+		t.Errorf("client_id_issued_at %v", got["client_id_issued_at"])
+	}
+
+	bare := register(t, fs, map[string]any{"redirect_uris": uris, "client_name": "  ", "scope": "openid"})
+	for _, k := range []string{"client_name", "scope", "client_secret", "client_secret_expires_at"} {
+		if v, ok := bare[k]; ok {
+			t.Errorf("%s = %#v, want it omitted", k, v)
+		}
+	}
+
+	conf := register(t, fs, map[string]any{"redirect_uris": uris, "token_endpoint_auth_method": "client_secret_post"})
+	if s, _ := conf["client_secret"].(string); len(s) < 43 || conf["client_secret_expires_at"] != float64(0) {
+		t.Errorf("confidential client: secret %q, expires %v", s, conf["client_secret_expires_at"])
+	}
+}
+
+// TestDenyNeedsCredentials: Deny with valid credentials redirects with
+// access_denied, state and iss; Deny without them only shows the page.
+func TestDenyNeedsCredentials(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	id := register(t, fs, map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}})["client_id"].(string)
+	for _, tc := range []struct {
+		name, user, password string
+		redirect             bool
+	}{
+		{"wrong password", flowUser, "wrong", false},
+		{"unknown user", "mallory", "x", false},
+		{"no password", flowUser, "", false},
+		{"valid", flowUser, flowPassword, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := browser()
+			_, form := loginForm(t, hc, authorizeURL(fs, id, "http://127.0.0.1:7/cb", url.Values{"state": {"s t&=ä"}}))
+			form.Set("username", tc.user)
+			form.Set("password", tc.password)
+			form.Set("action", "deny")
+			resp, _ := postLogin(t, hc, fs, form)
+			loc := resp.Header.Get("Location")
+			if !tc.redirect {
+				if loc != "" || resp.StatusCode/100 == 3 {
+					t.Fatalf("deny without valid credentials: %s, Location %q", resp.Status, loc)
+				}
+				return
+			}
+			u, err := url.Parse(loc)
+			if resp.StatusCode != http.StatusSeeOther || err != nil {
+				t.Fatalf("deny: %s %q", resp.Status, loc)
+			}
+			q := u.Query()
+			if q.Get("error") != "access_denied" || q.Get("state") != "s t&=ä" || q.Get("iss") != fs.URL || q.Has("code") {
+				t.Fatalf("deny redirect %q", loc)
+			}
+		})
+	}
+}
+
+// TestLoginThrottlePerIP: failed sign-ins are counted per client IP too,
+// across usernames.
+func TestLoginThrottlePerIP(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	// A cheap hash: unknown users are checked against a dummy of the file's cost.
+	hash, err := bcrypt.GenerateFromPassword([]byte(flowPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fs.UsersPath, []byte(flowUser+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := register(t, fs, map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}})["client_id"].(string)
+	hc := browser()
+	_, form := loginForm(t, hc, authorizeURL(fs, id, "http://127.0.0.1:7/cb", nil))
+	for i := range 21 {
+		form.Set("username", fmt.Sprintf("user%d", i)) // a new name each time: the per-user limit never trips
+		form.Set("password", "guess")
+		form.Set("action", "approve")
+		resp, page := postLogin(t, hc, fs, form)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if i < 20 || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 after %d failures, Retry-After %q; want it after 20, with Retry-After", i, resp.Header.Get("Retry-After"))
+			}
+			return
+		}
+		m := hiddenInput.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("attempt %d: %s without a form", i, resp.Status)
+		}
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	t.Fatal("21 failed sign-ins from one IP were never throttled")
+}
+
+// TestStateLength: state up to 2 KiB is echoed byte for byte; longer is an
+// error page.
+func TestStateLength(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	id := register(t, fs, map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}})["client_id"].(string)
+	long := strings.Repeat("é&=+ /", 2048)[:2048]
+	hc := browser()
+	status, form := loginForm(t, hc, authorizeURL(fs, id, "http://127.0.0.1:7/cb", url.Values{"state": {long}}))
+	if status != http.StatusOK {
+		t.Fatalf("2 KiB state: %d", status)
+	}
+	form.Set("username", flowUser)
+	form.Set("password", flowPassword)
+	form.Set("action", "approve")
+	resp, _ := postLogin(t, hc, fs, form)
+	u, _ := url.Parse(resp.Header.Get("Location"))
+	if u == nil || u.Query().Get("state") != long {
+		t.Fatalf("state not echoed exactly: %s", resp.Header.Get("Location"))
+	}
+	status, _ = loginForm(t, browser(), authorizeURL(fs, id, "http://127.0.0.1:7/cb", url.Values{"state": {long + "x"}}))
+	if status != http.StatusBadRequest {
+		t.Fatalf("state over 2 KiB: %d, want 400", status)
+	}
+}
+
+// TestEmptyParametersAreOmitted: "resource=" and "scope=" count as absent
+// (RFC 6749 §3.1), at the authorization and token endpoints.
+func TestEmptyParametersAreOmitted(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	const redirectURI = "http://127.0.0.1:8123/cb"
+	id := register(t, fs, map[string]any{"redirect_uris": []string{redirectURI}})["client_id"].(string)
+	verifier, _ := client.GenerateCodeVerifier()
+	loc := login(t, fs.URL+"/authorize?"+url.Values{
+		"client_id": {id}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "resource": {""}, "scope": {""},
+		"code_challenge": {client.GenerateCodeChallenge(verifier)}, "code_challenge_method": {"S256"},
+	}.Encode(), flowUser, flowPassword)
+	token := func(form url.Values) map[string]any {
+		t.Helper()
+		resp, err := http.PostForm(fs.URL+"/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("token %v: %s %v", form.Get("grant_type"), resp.Status, out)
+		}
+		return out
+	}
+	tok := token(url.Values{"grant_type": {"authorization_code"}, "client_id": {id}, "code": {loc.Query().Get("code")},
+		"code_verifier": {verifier}, "redirect_uri": {redirectURI}, "resource": {""}})
+	if tok["scope"] != "mcp" {
+		t.Errorf("scope %v, want the default mcp", tok["scope"])
+	}
+	token(url.Values{"grant_type": {"refresh_token"}, "client_id": {id}, "refresh_token": {tok["refresh_token"].(string)},
+		"scope": {""}, "resource": {""}})
+}
+
+// TestTokenEndpointMethods: every answer of /token and /revoke is
+// uncacheable, and a wrong method gets a JSON error.
+func TestTokenEndpointMethods(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	for _, path := range []string{"/token", "/revoke"} {
+		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodOptions} {
+			req, _ := http.NewRequest(method, fs.URL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s %s: Cache-Control %q", method, path, resp.Header.Get("Cache-Control"))
+			}
+			if method != http.MethodOptions && (resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Content-Type") != "application/json") {
+				t.Errorf("%s %s: %s %s, want 405 JSON", method, path, resp.Status, resp.Header.Get("Content-Type"))
+			}
+		}
 	}
 }

@@ -57,7 +57,7 @@ func (s *Server) buildMetadata() error {
 		AuthorizationServers:   []string{s.issuer},
 		ScopesSupported:        supportedScopes,
 		BearerMethodsSupported: []string{"header"},
-		ResourceName:           s.cfg.ResourceName,
+		ResourceName:           s.serverName, // Config.ResourceName, else the host
 	}
 	as := asMetadata{
 		Issuer:                            s.issuer,

@@ -5,7 +5,8 @@ import "net/http"
 // routes lists every endpoint once.
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	for _, p := range []string{prmPath, prmPath + "/", prmPathMCP, prmPathMCP + "/"} {
+	// The document is served at exactly these paths ({$}: not subtrees).
+	for _, p := range []string{prmPath, prmPath + "/{$}", prmPathMCP, prmPathMCP + "/{$}"} {
 		mux.HandleFunc("GET "+p, s.handlePRM) // GET also matches HEAD
 		mux.HandleFunc("OPTIONS "+p, s.handlePRM)
 	}
@@ -18,8 +19,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /authorize", s.handleLogin)
 	mux.Handle("POST /token", s.cors(http.HandlerFunc(s.handleToken)))
 	mux.Handle("OPTIONS /token", s.cors(nil))
+	mux.HandleFunc("/token", s.handleOnlyPost)
 	mux.Handle("POST /revoke", s.cors(http.HandlerFunc(s.handleRevoke)))
 	mux.Handle("OPTIONS /revoke", s.cors(nil))
+	mux.HandleFunc("/revoke", s.handleOnlyPost)
 
 	mux.Handle("/mcp", s.bearer(s.mcpHandler))
 	return mux

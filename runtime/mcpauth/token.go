@@ -43,6 +43,13 @@ type tokenResponse struct {
 	Scope        string `json:"scope"`
 }
 
+// handleOnlyPost answers other methods of /token and /revoke: a JSON
+// error, not cacheable, like every other answer of those endpoints.
+func (s *Server) handleOnlyPost(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "POST, OPTIONS")
+	s.writeError(w, r, &oauthError{Code: "invalid_request", Description: "use POST", Status: http.StatusMethodNotAllowed})
+}
+
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.token(w, r)
 	if err != nil {
@@ -257,7 +264,7 @@ func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (
 	if !verifyPKCE(form.Get("code_verifier"), ac.CodeChallenge) {
 		return nil, badRequestError("invalid_grant", "code_verifier does not match the code_challenge")
 	}
-	if res, ok := form["resource"]; ok && !resourceMatches(res[0], ac.Resource) {
+	if res := form.Get("resource"); res != "" && !resourceMatches(res, ac.Resource) {
 		return nil, badRequestError("invalid_target", "resource does not match the authorization request")
 	}
 	now := s.now()
@@ -358,11 +365,8 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 	}
 	granted := strings.Fields(info.Grant.Scope)
 	scope := info.Grant.Scope
-	if sc, ok := form["scope"]; ok {
-		req := strings.Fields(sc[0])
-		if len(req) == 0 {
-			return nil, badRequestError("invalid_scope", "scope is empty")
-		}
+	// An empty scope or resource counts as omitted (RFC 6749 §3.1).
+	if req := strings.Fields(form.Get("scope")); len(req) > 0 {
 		var narrowed []string
 		for _, x := range req {
 			if !slices.Contains(granted, x) {
@@ -374,7 +378,7 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 		}
 		scope = strings.Join(narrowed, " ")
 	}
-	if res, ok := form["resource"]; ok && !resourceMatches(res[0], info.Grant.Resource) {
+	if res := form.Get("resource"); res != "" && !resourceMatches(res, info.Grant.Resource) {
 		return nil, badRequestError("invalid_target", "resource does not match the grant")
 	}
 	if !s.userCurrent(info.Grant.User, info.Grant.Stamp) {
