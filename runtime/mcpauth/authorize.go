@@ -146,7 +146,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			Message: "Too many sign-ins are in progress. Try again in a few minutes."})
 		return
 	}
-	s.renderLogin(w, http.StatusOK, id, req, "")
+	s.renderLogin(w, http.StatusOK, id, req, "", "")
 }
 
 // parseAuthorize validates an authorization request.
@@ -278,17 +278,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &tx.req
+	username := form.Get("username")
+	password := form.Get("password")
+	// retry shows the form again, keeping the username (never the password).
 	retry := func(status int, msg string) {
 		newID := s.txs.put(tx, now)
 		if newID == "" {
 			s.renderError(w, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy", Message: "Try again in a few minutes."})
 			return
 		}
-		s.renderLogin(w, status, newID, req, msg)
+		s.renderLogin(w, status, newID, req, msg, username)
 	}
 
-	username := form.Get("username")
-	password := form.Get("password")
 	ip := s.clientIP(r)
 	if username == "" || password == "" {
 		retry(http.StatusOK, "Enter your username and password.")

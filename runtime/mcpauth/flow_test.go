@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"html/template"
 	"io"
 	"net"
 	"net/http"
@@ -1220,6 +1221,35 @@ func TestTokenEndpointMethods(t *testing.T) {
 			if method != http.MethodOptions && (resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Content-Type") != "application/json") {
 				t.Errorf("%s %s: %s %s, want 405 JSON", method, path, resp.Status, resp.Header.Get("Content-Type"))
 			}
+		}
+	}
+}
+
+// TestWrongPasswordKeepsUsername: after a failed sign-in the form comes
+// back with the username filled in (escaped) and the password field
+// focused; the password is never echoed.
+func TestWrongPasswordKeepsUsername(t *testing.T) {
+	fs := newFlowServer(t, mcpauth.Config{})
+	id := register(t, fs, map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}})["client_id"].(string)
+	for _, user := range []string{flowUser, `<b>"mallory"</b>`} {
+		hc := browser()
+		_, form := loginForm(t, hc, authorizeURL(fs, id, "http://127.0.0.1:7/cb", nil))
+		const password = "not-the-password-4711"
+		form.Set("username", user)
+		form.Set("password", password)
+		form.Set("action", "approve")
+		resp, page := postLogin(t, hc, fs, form)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%q: %s", user, resp.Status)
+		}
+		if !strings.Contains(page, `value="`+html.EscapeString(user)+`"`) && !strings.Contains(page, `value="`+template.HTMLEscapeString(user)+`"`) {
+			t.Errorf("%q: the username is not kept in the form", user)
+		}
+		if strings.Contains(page, password) {
+			t.Errorf("%q: the password is echoed", user)
+		}
+		if !regexp.MustCompile(`<input type="password"[^>]*autofocus`).MatchString(page) {
+			t.Errorf("%q: the password field is not focused", user)
 		}
 	}
 }

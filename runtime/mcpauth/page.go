@@ -55,9 +55,9 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <form method="post" action="/authorize">
 <input type="hidden" name="tx" value="{{.Tx}}">
 <label for="username">Username</label>
-<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus>
+<input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" autocapitalize="none" spellcheck="false" required{{if not .Username}} autofocus{{end}}>
 <label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required>
+<input type="password" id="password" name="password" autocomplete="current-password" required{{if .Username}} autofocus{{end}}>
 <div class="buttons">
 <button type="submit" name="action" value="approve" class="primary">Sign in and allow</button>
 <button type="submit" name="action" value="deny" class="secondary">Deny</button>
@@ -87,8 +87,9 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 </html>
 `))
 
-// renderLogin writes the sign-in page for transaction tx.
-func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *authRequest, msg string) {
+// renderLogin writes the sign-in page for transaction tx, with an error
+// message and the username typed before, if any.
+func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *authRequest, msg, username string) {
 	name := req.Client.Name
 	if name == "" {
 		name = req.Client.ID
@@ -109,9 +110,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *
 		local = isLoopbackHost(u.Hostname())
 	}
 	data := struct {
-		Server, ClientName, ClientURL, Scope, RedirectHost, Error, Tx string
-		Local                                                         bool
-	}{s.serverName, name, clientURL, req.Scope, host, msg, tx, local}
+		Server, ClientName, ClientURL, Scope, RedirectHost, Error, Tx, Username string
+		Local                                                                   bool
+	}{s.serverName, name, clientURL, req.Scope, host, msg, tx, username, local}
 	s.renderPage(w, status, loginPage, data)
 }
 
