@@ -64,12 +64,7 @@ DIR must not exist or be empty; with --force it may hold other files, but nothin
 existing is ever overwritten. (For a DIR named like a command, write ./version.)`,
 		Example: `  create-mcp-server weather
   create-mcp-server --yes --module example.com/weather --tools forecast,alerts weather`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return flagErrorf("want at most one argument (DIR), got %d: %q", len(args), args)
-			}
-			return nil
-		},
+		Args: atMostOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Dir = args[0]

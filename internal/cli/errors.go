@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+
+	"github.com/spf13/cobra"
 )
 
 // FlagError is a mistake on the command line: a bad or missing flag or
@@ -41,3 +43,12 @@ const (
 	exitUsage     = 2
 	exitInterrupt = 130
 )
+
+// atMostOneDir is the positional-argument check of the commands that take an
+// optional DIR.
+func atMostOneDir(cmd *cobra.Command, args []string) error {
+	if len(args) > 1 {
+		return flagErrorf("want at most one argument (DIR), got %d: %q", len(args), args)
+	}
+	return nil
+}

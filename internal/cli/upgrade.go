@@ -85,12 +85,7 @@ and lists them in main.go's tools().
 		Example: `  create-mcp-server upgrade --dry-run
   create-mcp-server upgrade
   create-mcp-server upgrade --tools forecast,alerts ./weather`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return flagErrorf("want at most one argument (DIR), got %d: %q", len(args), args)
-			}
-			return nil
-		},
+		Args: atMostOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Dir = args[0]
