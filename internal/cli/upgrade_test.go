@@ -61,7 +61,7 @@ func nextSources(t *testing.T) (templates, runtime fs.FS) {
 	editFS(t, tm, "main.go.tmpl", mainLine, mainLineNext)
 	editFS(t, tm, "README.md.tmpl", readmeLine, readmeNext)
 	editFS(t, tm, "Dockerfile.tmpl", dockerLine, dockerNext)
-	editFS(t, tm, "tools.go.tmpl", "\t"+toolsLine, "\t"+toolsNext)
+	editFS(t, tm, "parts/tool.tmpl", "\t"+toolsLine, "\t"+toolsNext)
 	editFS(t, tm, "go.mod.tmpl", "\tgolang.org/x/crypto v0.59.0\n", "\tgolang.org/x/crypto v0.59.0\n"+syncRequire)
 	tm["go.sum"].Data = append(tm["go.sum"].Data, syncSum...)
 	tm[".dockerignore"] = &fstest.MapFile{Data: []byte(dockerignore), Mode: 0o644}
