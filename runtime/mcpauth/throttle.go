@@ -48,6 +48,12 @@ func (l *limiter) blocked(key string, now time.Time) (time.Duration, bool) {
 func (l *limiter) add(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.current(key, now).count++
+}
+
+// current returns key's window at now, starting a new one if it has none or
+// its window has ended. l.mu must be held.
+func (l *limiter) current(key string, now time.Time) *window {
 	w, ok := l.m[key]
 	if !ok || !now.Before(w.reset) {
 		if !ok && len(l.m) >= maxLimiterKeys {
@@ -56,7 +62,7 @@ func (l *limiter) add(key string, now time.Time) {
 		w = &window{reset: now.Add(l.window)}
 		l.m[key] = w
 	}
-	w.count++
+	return w
 }
 
 // allow counts one event and reports whether it was within the limit. The
@@ -64,14 +70,7 @@ func (l *limiter) add(key string, now time.Time) {
 func (l *limiter) allow(key string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w, ok := l.m[key]
-	if !ok || !now.Before(w.reset) {
-		if !ok && len(l.m) >= maxLimiterKeys {
-			l.sweep(now)
-		}
-		w = &window{reset: now.Add(l.window)}
-		l.m[key] = w
-	}
+	w := l.current(key, now)
 	if w.count >= l.max {
 		return w.reset.Sub(now), false
 	}
