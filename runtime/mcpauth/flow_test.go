@@ -105,10 +105,7 @@ var (
 // hidden fields, and return the 303's Location without following it.
 func login(t *testing.T, authURL, username, password string) *url.URL {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}
+	hc := browser()
 	resp, err := hc.Get(authURL)
 	if err != nil {
 		t.Fatal(err)
@@ -476,10 +473,7 @@ func TestLoginOrigin(t *testing.T) {
 		{"cross-site fetch metadata only", "", "cross-site", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			jar, _ := cookiejar.New(nil)
-			hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			}}
+			hc := browser()
 			resp, err := hc.Get(authURL)
 			if err != nil {
 				t.Fatal(err)
@@ -876,8 +870,7 @@ func TestLoginTransactionExpires(t *testing.T) {
 			}
 			json.NewDecoder(reg.Body).Decode(&c)
 			reg.Body.Close()
-			jar, _ := cookiejar.New(nil)
-			hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			hc := browser()
 			resp, err := hc.Get(fs.URL + "/authorize?" + url.Values{
 				"client_id": {c.ClientID}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"},
 				"code_challenge": {strings.Repeat("a", 43)}, "code_challenge_method": {"S256"},
