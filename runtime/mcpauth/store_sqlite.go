@@ -343,15 +343,22 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v) }
 
-func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
+// listsJSON returns the client's list fields as the JSON arrays the clients
+// table stores. (Marshalling a []string cannot fail.)
+func (c *client) listsJSON() (redirectURIs, grantTypes, responseTypes string) {
 	uris, _ := json.Marshal(c.RedirectURIs)
 	grants, _ := json.Marshal(c.GrantTypes)
 	resp, _ := json.Marshal(c.ResponseTypes)
+	return string(uris), string(grants), string(resp)
+}
+
+func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
+	uris, grants, resp := c.listsJSON()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO clients
 			(id, secret_hash, auth_method, redirect_uris, grant_types, response_types, client_name, scope, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.SecretHash, c.AuthMethod, string(uris), string(grants), string(resp), c.Name, c.Scope, ms(c.CreatedAt))
+			c.ID, c.SecretHash, c.AuthMethod, uris, grants, resp, c.Name, c.Scope, ms(c.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert client: %w", err)
 		}
@@ -360,9 +367,7 @@ func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
 }
 
 func (s *sqliteStore) upsertClient(ctx context.Context, c *client) error {
-	uris, _ := json.Marshal(c.RedirectURIs)
-	grants, _ := json.Marshal(c.GrantTypes)
-	resp, _ := json.Marshal(c.ResponseTypes)
+	uris, grants, resp := c.listsJSON()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO clients
 			(id, secret_hash, auth_method, redirect_uris, grant_types, response_types, client_name, scope, created_at)
@@ -371,7 +376,7 @@ func (s *sqliteStore) upsertClient(ctx context.Context, c *client) error {
 				redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,
 				response_types = excluded.response_types, client_name = excluded.client_name,
 				scope = excluded.scope, created_at = excluded.created_at`,
-			c.ID, string(uris), string(grants), string(resp), c.Name, c.Scope, ms(c.CreatedAt))
+			c.ID, uris, grants, resp, c.Name, c.Scope, ms(c.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("store metadata client: %w", err)
 		}
