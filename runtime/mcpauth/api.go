@@ -53,6 +53,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -112,16 +113,8 @@ type Config struct {
 	AllowLoopbackClientMetadata bool
 }
 
-// Limits on failed sign-ins and registrations.
+// Default token lifetimes. (The throttling limits are in throttle.go.)
 const (
-	maxUserFailures   = 5  // per username per loginWindow
-	maxIPFailures     = 20 // per client IP per loginWindow
-	loginWindow       = 15 * time.Minute
-	maxRegistrations  = 60 // per client IP per registerWindow
-	registerWindow    = time.Hour
-	maxIPGuesses      = 300 // failed /token and /revoke requests per client IP per guessWindow
-	maxClientGuesses  = 100 // failed /token and /revoke requests per client_id per guessWindow
-	guessWindow       = 10 * time.Minute
 	defaultAccessTTL  = time.Hour
 	defaultRefreshTTL = 720 * time.Hour
 )
@@ -157,13 +150,10 @@ type Server struct {
 	sessions *sessionOwners
 	cimd     *cimdFetcher
 
-	userLimit     *limiter
-	ipLimit       *limiter
-	registerLimit *limiter
-	// guess limits count failed token and revocation requests.
-	guessIPLimit     *limiter
-	guessClientLimit *limiter
-	bcryptSem        chan struct{}
+	limits    counters
+	bcryptSem chan struct{}
+	xffWarn   sync.Once
+	xffWarned atomic.Bool
 
 	prmBody, asBody                                    []byte
 	challengeMissing, challengeInvalid, challengeScope string
@@ -278,14 +268,10 @@ func newServer(cfg Config) (*Server, error) {
 		txs:        newTransactions(),
 		sessions:   newSessionOwners(),
 
-		userLimit:        newLimiter(maxUserFailures, loginWindow),
-		ipLimit:          newLimiter(maxIPFailures, loginWindow),
-		registerLimit:    newLimiter(maxRegistrations, registerWindow),
-		guessIPLimit:     newLimiter(maxIPGuesses, guessWindow),
-		guessClientLimit: newLimiter(maxClientGuesses, guessWindow),
-		bcryptSem:        make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		stop:             make(chan struct{}),
-		done:             make(chan struct{}),
+		limits:    newMemCounters(),
+		bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if u.Scheme == "https" {
 		s.secureCookies = true
@@ -311,6 +297,7 @@ func newServer(cfg Config) (*Server, error) {
 // ServeHTTP serves every endpoint: metadata, /register, /authorize, /token,
 // /revoke and /mcp.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.checkForwarded(r)
 	s.handler.ServeHTTP(w, r)
 }
 

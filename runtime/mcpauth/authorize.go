@@ -20,6 +20,7 @@ package mcpauth
 // the code is bound to comes from the stored transaction, never the form.
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
@@ -290,19 +291,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, status, newID, req, msg, username)
 	}
 
-	ip := s.clientIP(r)
 	if username == "" || password == "" {
 		retry(http.StatusOK, "Enter your username and password.")
 		return
 	}
-	// Every attempt counts against the username and the client IP before
-	// the password is checked (so parallel guesses cannot overshoot the
-	// limit); a successful one is taken back.
-	d, allowed := s.ipLimit.allow(ip, now)
-	if allowed {
-		if d, allowed = s.userLimit.allow(username, now); !allowed {
-			s.ipLimit.undo(ip)
-		}
+	keys := s.loginKeys(username, s.clientKey(r))
+	d, allowed, err := s.countLogin(r.Context(), keys, now)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "authorize: login throttle", "error", err)
+		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
+		return
 	}
 	if !allowed {
 		w.Header().Set("Retry-After", retryAfter(d))
@@ -311,8 +309,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, err := s.checkPassword(r, username, password)
 	if err != nil {
-		s.userLimit.undo(username)
-		s.ipLimit.undo(ip)
+		s.uncountLogin(r.Context(), keys, len(keys), now)
 		s.log.ErrorContext(r.Context(), "authorize: password check", "error", err)
 		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
 		return
@@ -321,8 +318,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusOK, "Wrong username or password.")
 		return
 	}
-	s.userLimit.reset(username)
-	s.ipLimit.undo(ip)
+	// The right password: this address may try again for this user, and
+	// the attempt is taken back from the others (earlier failures stay).
+	s.uncountLogin(r.Context(), keys, len(keys), now)
+	if err := s.limits.reset(r.Context(), keys[0].limit, keys[0].key); err != nil {
+		s.log.WarnContext(r.Context(), "authorize: login throttle reset", "error", err)
+	}
 
 	if form.Get("action") == "deny" {
 		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied access"}})
@@ -357,6 +358,46 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.redirect(w, r, req, url.Values{"code": {code}})
+}
+
+// throttleKey is one counter a request is counted against.
+type throttleKey struct {
+	limit limit
+	key   string
+}
+
+// loginKeys are the counters a sign-in attempt for username from the
+// address key addr counts against; the (user, address) pair comes first.
+func (s *Server) loginKeys(username, addr string) []throttleKey {
+	return []throttleKey{
+		{loginUserAddrLimit, username + "\x00" + addr},
+		{loginAddrLimit, addr},
+		{loginUserLimit, username},
+	}
+}
+
+// countLogin counts an attempt against every key before the password is
+// checked (so parallel guesses cannot overshoot a limit). If one key is at
+// its limit, the counts already made are taken back and it reports how long
+// to wait.
+func (s *Server) countLogin(ctx context.Context, keys []throttleKey, now time.Time) (time.Duration, bool, error) {
+	for i, k := range keys {
+		d, ok, err := s.limits.allow(ctx, k.limit, k.key, now)
+		if err != nil || !ok {
+			s.uncountLogin(ctx, keys, i, now)
+			return d, false, err
+		}
+	}
+	return 0, true, nil
+}
+
+// uncountLogin takes back the attempt from the first n keys.
+func (s *Server) uncountLogin(ctx context.Context, keys []throttleKey, n int, now time.Time) {
+	for _, k := range keys[:n] {
+		if err := s.limits.undo(ctx, k.limit, k.key, now); err != nil {
+			s.log.WarnContext(ctx, "authorize: login throttle undo", "error", err)
+		}
+	}
 }
 
 // checkPassword runs the bcrypt comparison, at most cap(s.bcryptSem) at a time.

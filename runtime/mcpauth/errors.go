@@ -20,6 +20,9 @@ type oauthError struct {
 	basic bool
 	// retryAfter, if set, is sent as Retry-After (seconds).
 	retryAfter string
+	// io marks a body that could not be read (the client aborted, stalled
+	// past the read deadline or hung up): an I/O error, not a guess.
+	io bool
 }
 
 func (e *oauthError) Error() string {
@@ -39,6 +42,18 @@ func (e *oauthError) Unwrap() error { return e.Err }
 // description.
 func badRequestError(code, description string) *oauthError {
 	return &oauthError{Code: code, Description: description, Status: http.StatusBadRequest}
+}
+
+// bodyError is the answer to a request body that could not be read: 413
+// if it was too large, else an I/O error (the client aborted or stalled),
+// which is never counted as a failed attempt.
+func bodyError(err error) *oauthError {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return &oauthError{Code: "invalid_request", Description: "the body is too large",
+			Status: http.StatusRequestEntityTooLarge, Err: err}
+	}
+	return &oauthError{Code: "invalid_request", Description: "the body could not be read",
+		Status: http.StatusRequestTimeout, Err: err, io: true}
 }
 
 // serverError turns a storage or internal failure into the generic error

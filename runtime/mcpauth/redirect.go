@@ -24,12 +24,40 @@ import (
 	"strings"
 )
 
-const maxRedirectURILen = 2000
+// maxRedirectURILen caps one redirect URI.
+const maxRedirectURILen = 1 << 10
 
+// forbiddenSchemes are schemes a browser executes, that read local data, or
+// that hand the URL to an operating-system protocol handler known to run
+// code or open files (ms-msdt: was "Follina", search-ms: opens a remote
+// folder in Explorer). Every scheme starting with a forbiddenPrefixes entry
+// is refused too. Schemes of applications (cursor:, vscode:, claude:) are
+// private-use schemes in the sense of RFC 8252 and stay allowed.
 var forbiddenSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true, "blob": true,
 	"about": true, "mailto": true, "ftp": true, "ws": true, "wss": true, "view-source": true,
 	"jar": true, "filesystem": true, "intent": true, "chrome": true,
+	"search": true, "shell": true, "res": true, "mk": true, "its": true, "mhtml": true,
+	"hcp": true, "help": true, "ghelp": true, "smb": true, "nfs": true, "ldap": true, "ldaps": true,
+	"telnet": true, "tel": true, "sms": true, "callto": true, "resource": true, "jnlp": true,
+}
+
+// forbiddenPrefixes are scheme prefixes of operating-system handler
+// families: "ms-" (Windows: ms-msdt, ms-settings, ms-officecmd, ms-word …,
+// also search-ms), "microsoft-" and "vnd.ms-".
+var forbiddenPrefixes = []string{"ms-", "microsoft-", "vnd.ms-"}
+
+// forbiddenScheme reports whether a lowercase scheme is refused.
+func forbiddenScheme(scheme string) bool {
+	if forbiddenSchemes[scheme] || strings.HasSuffix(scheme, "-ms") {
+		return true
+	}
+	for _, p := range forbiddenPrefixes {
+		if strings.HasPrefix(scheme, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // loopbackHosts are the hosts whose http redirect URIs get port relaxation.
@@ -56,7 +84,7 @@ func validRedirectURI(raw string) error {
 		return errors.New("redirect URI must be absolute")
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if forbiddenSchemes[scheme] {
+	if forbiddenScheme(scheme) {
 		return errors.New("redirect URI scheme " + scheme + " is not allowed")
 	}
 	if u.Opaque != "" {

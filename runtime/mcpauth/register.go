@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"slices"
@@ -28,6 +29,11 @@ const (
 	maxRegisterBody  = 64 << 10
 	maxRedirectURIs  = 20
 	maxClientNameLen = 200
+	// maxClientMetadata caps what one client stores: its redirect URIs,
+	// name and scope together (each redirect URI is at most
+	// maxRedirectURILen), so that open registration cannot be used to
+	// store bulk data.
+	maxClientMetadata = 8 << 10
 	// maxClients caps stored clients; unused ones are deleted after
 	// clientIdleTTL (store_sqlite.go).
 	maxClients = 100_000
@@ -60,7 +66,12 @@ type registerResponse struct {
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	if d, ok := s.registerLimit.allow(s.clientIP(r), now); !ok {
+	d, ok, err := s.limits.allow(r.Context(), registerAddrLimit, s.clientKey(r), now)
+	if err != nil {
+		s.writeError(w, r, serverError(err))
+		return
+	}
+	if !ok {
 		s.writeError(w, r, &oauthError{Code: "rate_limited", Description: "too many registrations, try later",
 			Status: http.StatusTooManyRequests, retryAfter: retryAfter(d)})
 		return
@@ -77,13 +88,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return nil, badRequestError("invalid_client_metadata", "the body must be application/json")
 	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegisterBody))
+	if err != nil {
+		oe := bodyError(err)
+		oe.Code = "invalid_client_metadata"
+		return nil, oe
+	}
 	var req registerRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRegisterBody))
-	if err := dec.Decode(&req); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &oauthError{Code: "invalid_client_metadata", Description: "the body is too large",
-				Status: http.StatusRequestEntityTooLarge}
-		}
+	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, badRequestError("invalid_client_metadata", "the body is not a JSON object of client metadata")
 	}
 	c, err := newClientFromMetadata(&req)
@@ -174,6 +186,13 @@ func newClientFromMetadata(req *registerRequest) (*client, error) {
 	c.ResponseTypes = []string{"code"}
 	if len(c.Name) > maxClientNameLen {
 		return nil, badRequestError("invalid_client_metadata", "client_name is too long")
+	}
+	size := len(c.Name) + len(c.Scope)
+	for _, u := range c.RedirectURIs {
+		size += len(u)
+	}
+	if size > maxClientMetadata {
+		return nil, badRequestError("invalid_client_metadata", "the client metadata is too large (redirect_uris, client_name and scope together)")
 	}
 	return c, nil
 }

@@ -25,8 +25,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
-	ip := s.clientIP(r)
-	if err := s.guessThrottled(ip, ""); err != nil {
+	ctx := r.Context()
+	addr := s.clientKey(r)
+	if err := s.guessThrottled(ctx, addr, ""); err != nil {
 		return err
 	}
 	form, err := readForm(w, r, maxTokenBody)
@@ -34,31 +35,29 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cid := presentedClientID(r, form)
-	if err := s.guessThrottled(ip, cid); err != nil {
+	if err := s.guessThrottled(ctx, addr, cid); err != nil {
 		return err
 	}
 	c, err := s.authenticateClient(r, form)
 	if err != nil {
-		s.guessFailed(ip, cid, err)
+		s.guessFailed(ctx, addr, cid, err)
 		return err
 	}
 	token := form.Get("token")
 	if token == "" {
-		return badRequestError("invalid_request", "token is required")
+		err := badRequestError("invalid_request", "token is required")
+		s.guessFailed(ctx, addr, "", err)
+		return err
 	}
-	// An unknown token is answered 200 like any other (no oracle), but
-	// counts as a failed guess.
-	unknown := badRequestError("invalid_grant", "")
+	// An unknown token is answered 200 like any other and is not a failure
+	// (RFC 7009 §2.2): revoking gives nothing away, so there is nothing to
+	// guess.
 	if len(token) != 43 {
-		s.guessFailed(ip, cid, unknown)
 		return nil
 	}
-	grantID, err := s.store.revokeToken(r.Context(), hashSecret(token), c.ID, s.now())
+	grantID, err := s.store.revokeToken(ctx, hashSecret(token), c.ID, s.now())
 	if grantID != "" || err != nil {
 		s.cache.invalidate()
-	}
-	if grantID == "" && err == nil {
-		s.guessFailed(ip, cid, unknown)
 	}
 	if err != nil {
 		oe := serverError(err)

@@ -2432,13 +2432,25 @@ func TestK4_NoDebugLeakage(t *testing.T) {
 	assertNoInternals(t, body)
 }
 
+// K5: guessing at /token (codes, refresh tokens) and guessing client
+// credentials at /revoke are throttled. An unknown token at /revoke is not
+// a failure (RFC 7009: the answer is 200 either way, so there is nothing to
+// learn); hostile_test.go checks that.
 func TestK5_TokenAndRevokeRateLimit(t *testing.T) {
 	e := newEnv(t)
 	c := e.register(nil)
 	for _, path := range []string{"/token", "/revoke"} {
 		t.Run(path, func(t *testing.T) {
+			c := c
+			if path == "/revoke" {
+				c = newEnv(t).register(nil) // a fresh server: fresh counters for the address
+			}
 			for i := range 1000 {
-				resp, body, err := c.Post(ctx(t), path, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"guess-" + strconv.Itoa(i)}, "token": {"guess-" + strconv.Itoa(i)}})
+				form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"guess-" + strconv.Itoa(i)}, "token": {"guess-" + strconv.Itoa(i)}}
+				if path == "/revoke" {
+					form.Set("client_secret", "guess-"+strconv.Itoa(i))
+				}
+				resp, body, err := c.Post(ctx(t), path, form)
 				if err != nil {
 					t.Fatal(err)
 				}

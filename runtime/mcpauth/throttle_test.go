@@ -3,6 +3,7 @@ package mcpauth
 import (
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -84,8 +85,72 @@ func TestClientIP(t *testing.T) {
 		if tc.xff != "" {
 			r.Header.Set("X-Forwarded-For", tc.xff)
 		}
-		if got := s.clientIP(r); got != tc.want {
+		if got := s.clientIP(r).String(); got != tc.want {
 			t.Errorf("clientIP(%s, XFF %q) = %s, want %s", tc.remote, tc.xff, got, tc.want)
 		}
+	}
+}
+
+func TestAddrKey(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"203.0.113.5", "203.0.113.5"},
+		{"::ffff:203.0.113.5", "203.0.113.5"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"::1", "::/64"},
+	} {
+		if got := addrKey(netip.MustParseAddr(tc.addr).Unmap()); got != tc.want {
+			t.Errorf("addrKey(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+	if got := addrKey(netip.Addr{}); got != "unknown" {
+		t.Errorf("addrKey(invalid) = %s", got)
+	}
+}
+
+// TestLimiterEvictsLRUKeepsLockouts: at its key cap a limiter forgets the
+// least recently used keys, never a locked one, however many new keys
+// arrive (issue: the tables used to be cleared wholesale, lockouts
+// included).
+func TestLimiterEvictsLRUKeepsLockouts(t *testing.T) {
+	now := time.Now()
+	l := newLimiter(3, time.Minute)
+	l.cap = 10
+	for range 3 {
+		l.allow("victim-lock", now)
+	}
+	if _, blocked := l.blocked("victim-lock", now); !blocked {
+		t.Fatal("not locked after 3 events")
+	}
+	l.allow("recent", now)
+	for i := range 1000 {
+		l.allow("flood-"+strconv.Itoa(i), now)
+		if i%5 == 0 {
+			l.allow("recent", now) // kept in use
+		}
+	}
+	if _, blocked := l.blocked("victim-lock", now); !blocked {
+		t.Error("a lockout was forgotten under a flood of new keys")
+	}
+	if n := l.len(); n > l.cap {
+		t.Errorf("%d keys kept, cap %d", n, l.cap)
+	}
+	l.mu.Lock()
+	_, ok := l.m["recent"]
+	_, old := l.m["flood-0"]
+	l.mu.Unlock()
+	if !ok {
+		t.Error("a recently used key was evicted")
+	}
+	if old {
+		t.Error("the least recently used key was kept")
+	}
+	// Once its window has ended a lockout is an ordinary key again.
+	for i := range 20 {
+		l.allow("later-"+strconv.Itoa(i), now.Add(2*time.Minute))
+	}
+	if _, blocked := l.blocked("victim-lock", now.Add(2*time.Minute)); blocked {
+		t.Error("still locked after its window")
 	}
 }

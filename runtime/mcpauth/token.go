@@ -60,8 +60,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, error) {
-	ip := s.clientIP(r)
-	if err := s.guessThrottled(ip, ""); err != nil {
+	ctx := r.Context()
+	addr := s.clientKey(r)
+	if err := s.guessThrottled(ctx, addr, ""); err != nil {
 		return nil, err
 	}
 	form, err := readForm(w, r, maxTokenBody)
@@ -69,24 +70,35 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		return nil, err
 	}
 	cid := presentedClientID(r, form)
-	if err := s.guessThrottled(ip, cid); err != nil {
+	if err := s.guessThrottled(ctx, addr, cid); err != nil {
 		return nil, err
 	}
-	resp, err := s.grant(r, form)
+	c, err := s.authenticateClient(r, form)
 	if err != nil {
-		s.guessFailed(ip, cid, err)
+		s.guessFailed(ctx, addr, cid, err)
+		return nil, err
+	}
+	resp, err := s.grant(r, c, form)
+	if err != nil {
+		s.guessFailed(ctx, addr, "", err)
 	}
 	return resp, err
 }
 
-// guessThrottled refuses requests from an IP or for a client that made too
-// many failed token or revocation requests: online guessing of codes,
-// refresh tokens and client secrets (RFC 6819 §4.3.5, §4.4.1.3, §4.5.3).
-func (s *Server) guessThrottled(ip, clientID string) error {
+// guessThrottled refuses requests from an address, or for a client from an
+// address, that made too many failed token or revocation requests: online
+// guessing of codes, refresh tokens and client secrets (RFC 6819 §4.3.5,
+// §4.4.1.3, §4.5.3). Nothing blocks a client everywhere: client ids are
+// public, so a stranger's failures must not sign out its users.
+func (s *Server) guessThrottled(ctx context.Context, addr, clientID string) error {
 	now := s.now()
-	d, blocked := s.guessIPLimit.blocked(ip, now)
-	if !blocked && clientID != "" {
-		d, blocked = s.guessClientLimit.blocked(clientID, now)
+	l, key := guessAddrLimit, addr
+	if clientID != "" {
+		l, key = guessClientAddrLimit, clientID+"\x00"+addr
+	}
+	d, blocked, err := s.limits.blocked(ctx, l, key, now)
+	if err != nil {
+		return serverError(err)
 	}
 	if !blocked {
 		return nil
@@ -95,17 +107,28 @@ func (s *Server) guessThrottled(ip, clientID string) error {
 		Status: http.StatusTooManyRequests, retryAfter: retryAfter(d)}
 }
 
-// guessFailed counts a failed request that may be a guess.
-func (s *Server) guessFailed(ip, clientID string, err error) {
-	switch asOAuthError(err).Code {
+// guessFailed counts a failed request that may be a guess against the
+// address and, when clientID is set (its client authentication failed),
+// against the pair (client, address). Server faults and unreadable bodies
+// are not guesses.
+func (s *Server) guessFailed(ctx context.Context, addr, clientID string, err error) {
+	oe := asOAuthError(err)
+	switch oe.Code {
 	case "invalid_grant", "invalid_client", "invalid_request", "unauthorized_client":
 	default:
 		return
 	}
+	if oe.io {
+		return
+	}
 	now := s.now()
-	s.guessIPLimit.add(ip, now)
-	if clientID != "" {
-		s.guessClientLimit.add(clientID, now)
+	if err := s.limits.add(ctx, guessAddrLimit, addr, now); err != nil {
+		s.log.WarnContext(ctx, "token: throttle", "error", err)
+	}
+	if clientID != "" && oe.Code == "invalid_client" {
+		if err := s.limits.add(ctx, guessClientAddrLimit, clientID+"\x00"+addr, now); err != nil {
+			s.log.WarnContext(ctx, "token: throttle", "error", err)
+		}
 	}
 }
 
@@ -117,11 +140,8 @@ func presentedClientID(r *http.Request, form url.Values) string {
 	return form.Get("client_id")
 }
 
-func (s *Server) grant(r *http.Request, form url.Values) (*tokenResponse, error) {
-	c, err := s.authenticateClient(r, form)
-	if err != nil {
-		return nil, err
-	}
+// grant runs the grant the form asks for, for the authenticated client c.
+func (s *Server) grant(r *http.Request, c *client, form url.Values) (*tokenResponse, error) {
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
 		return s.exchangeCode(r.Context(), c, form)
@@ -146,10 +166,7 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, 
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &oauthError{Code: "invalid_request", Description: "the body is too large", Status: http.StatusRequestEntityTooLarge}
-		}
-		return nil, badRequestError("invalid_request", "the body could not be read")
+		return nil, bodyError(err)
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {

@@ -1,0 +1,368 @@
+package mcpauth_test
+
+// Hostile traffic: an attacker holding nothing, or only a client ID, tries
+// to deny service to others or to grow the server's state without bound.
+// Each test reproduces one attack over real HTTP (raw TCP where the attack
+// lives below HTTP) and checks the server's answer. The tests are named
+// after the attack; serve_test.go has the connection-level ones.
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
+	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
+)
+
+// newProxiedEnv is a server behind a trusted reverse proxy on loopback:
+// each request names its client address in X-Forwarded-For, so a test can
+// speak from as many addresses as it needs.
+func newProxiedEnv(t testing.TB, mutate ...func(*mcpauth.Config)) *env {
+	t.Helper()
+	return newEnv(t, append([]func(*mcpauth.Config){func(c *mcpauth.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}}, mutate...)...)
+}
+
+// forwarded is an http.RoundTripper that sends every request as if from
+// addr through the trusted proxy.
+type forwarded struct {
+	addr string
+	next http.RoundTripper
+}
+
+func (f forwarded) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Forwarded-For", f.addr)
+	return f.next.RoundTrip(req)
+}
+
+// from returns a copy of c whose requests (back channel and browser) come
+// from addr.
+func from(c *mcpauthtest.Client, addr string) *mcpauthtest.Client {
+	out := *c
+	out.HTTP = &http.Client{Transport: forwarded{addr, http.DefaultTransport}}
+	return &out
+}
+
+// xff is the header that makes a request come from addr.
+func xff(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
+
+// trySignIn opens the sign-in page for c and posts username and password,
+// returning the answer's status.
+func trySignIn(t *testing.T, c *mcpauthtest.Client, username, password string) int {
+	t.Helper()
+	page, err := c.OpenAuthorize(ctx(t), mcpauthtest.AuthorizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := page.Form.Values(username, password, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err := page.Post(ctx(t), fields, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	return resp.StatusCode
+}
+
+// Issue item 2: junk requests naming a client ID, from another address,
+// must not block that client. Client IDs are public; before the fix 100
+// junk /revoke calls (each answered 200) locked the client out of /token
+// for everyone.
+func TestHostileStrangerCannotLockOutClient(t *testing.T) {
+	e := newProxiedEnv(t)
+	victim := from(e.register(nil), "198.51.100.10")
+	res, err := victim.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := victim.Exchange(ctx(t), res.Code, res.Verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	attacker := from(victim, "203.0.113.66")
+	// Unknown tokens at /revoke are not failures (RFC 7009): never 429.
+	for i := range 500 {
+		resp, body, err := attacker.Post(ctx(t), "/revoke", url.Values{"token": {fmt.Sprintf("junk-%d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("junk /revoke %d: %d %s, want 200", i, resp.StatusCode, body)
+		}
+	}
+	// Junk refresh tokens and wrong client secrets naming the client
+	// throttle the attacker's address.
+	attackerThrottled := false
+	for i := range 1000 {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fmt.Sprintf("junk-%d", i)}}
+		if i%2 == 1 {
+			form.Set("client_secret", "guess")
+		}
+		resp, body, err := attacker.Post(ctx(t), "/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			attackerThrottled = true
+			break
+		}
+		if resp.StatusCode >= 500 {
+			t.Fatalf("junk /token %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	if !attackerThrottled {
+		t.Error("1000 junk /token requests from one address were never throttled")
+	}
+
+	// The client keeps working from its users' addresses.
+	next, err := victim.Refresh(ctx(t), first.RefreshToken)
+	if err != nil {
+		t.Fatalf("victim's refresh after the attack: %v", err)
+	}
+	res, err = victim.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "bob", Password: testUsers["bob"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := victim.Exchange(ctx(t), res.Code, res.Verifier); err != nil {
+		t.Fatalf("victim's code exchange after the attack: %v", err)
+	}
+	if err := victim.Revoke(ctx(t), next.AccessToken, ""); err != nil {
+		t.Fatalf("victim's revocation after the attack: %v", err)
+	}
+}
+
+// Issue item 2, confidential clients: failed client authentication counts
+// against the pair (client, address), so guessing a client's secret from
+// one address blocks that address for that client only.
+func TestHostileClientSecretGuessingPerAddress(t *testing.T) {
+	e := newProxiedEnv(t)
+	conf := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_post"})
+	guesser := from(conf, "203.0.113.7")
+	guesser.ClientSecret = "wrong"
+	blocked := false
+	for i := range 100 {
+		resp, _, err := guesser.Post(ctx(t), "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			blocked = true
+			break
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i, resp.StatusCode)
+		}
+	}
+	if !blocked {
+		t.Fatal("100 wrong client secrets from one address were never throttled")
+	}
+	// The same client from another address is untouched.
+	owner := from(conf, "198.51.100.20")
+	tok := e.tokens(owner)
+	if _, err := owner.Refresh(ctx(t), tok.RefreshToken); err != nil {
+		t.Fatalf("the client from its own address after another address guessed its secret: %v", err)
+	}
+}
+
+// Issue item 8: five wrong passwords from one address used to lock the real
+// user out everywhere for 15 minutes. Now they lock that (user, address)
+// pair; the user's own ceiling across all addresses is much higher.
+func TestHostileLoginLockoutPerAddress(t *testing.T) {
+	e := newProxiedEnv(t)
+	c := e.register(nil)
+	attacker := from(c, "203.0.113.99")
+	for i := range 5 {
+		if st := trySignIn(t, attacker, "alice", "wrong"); st != http.StatusOK {
+			t.Fatalf("wrong password %d: %d, want the form again (200)", i, st)
+		}
+	}
+	if st := trySignIn(t, attacker, "alice", "wrong"); st != http.StatusTooManyRequests {
+		t.Fatalf("6th wrong password from one address: %d, want 429", st)
+	}
+	if st := trySignIn(t, attacker, "alice", testUsers["alice"]); st != http.StatusTooManyRequests {
+		t.Errorf("right password from the locked address: %d, want 429", st)
+	}
+	if st := trySignIn(t, from(c, "198.51.100.1"), "alice", testUsers["alice"]); st != http.StatusSeeOther {
+		t.Fatalf("alice from her own address while another address is locked: %d, want 303", st)
+	}
+	// The same address may still sign in another user (its own limit is 20).
+	if st := trySignIn(t, attacker, "bob", testUsers["bob"]); st != http.StatusSeeOther {
+		t.Errorf("bob from the address that guessed alice's password: %d, want 303", st)
+	}
+}
+
+// Issue item 8, the other side: password spraying from many addresses is
+// bounded by a per-user ceiling (100 failures per 15 minutes), and one
+// address is bounded across usernames (20).
+func TestHostileLoginCeilings(t *testing.T) {
+	e := newProxiedEnv(t)
+	c := e.register(nil)
+	failures := 0
+	for a := 0; failures < 100; a++ {
+		from := from(c, fmt.Sprintf("203.0.113.%d", a))
+		for range 4 {
+			if st := trySignIn(t, from, "alice", "wrong"); st != http.StatusOK {
+				t.Fatalf("failure %d: %d, want 200", failures, st)
+			}
+			failures++
+		}
+	}
+	if st := trySignIn(t, from(c, "198.51.100.200"), "alice", testUsers["alice"]); st != http.StatusTooManyRequests {
+		t.Errorf("alice after 100 failures from 25 addresses: %d, want 429 (the per-user ceiling)", st)
+	}
+	if st := trySignIn(t, from(c, "198.51.100.200"), "bob", testUsers["bob"]); st != http.StatusSeeOther {
+		t.Errorf("bob while alice is at her ceiling: %d, want 303", st)
+	}
+
+	sprayer := from(c, "192.0.2.1")
+	for i := range 20 {
+		if st := trySignIn(t, sprayer, fmt.Sprintf("user%d", i), "guess"); st != http.StatusOK {
+			t.Fatalf("spray %d: %d, want 200", i, st)
+		}
+	}
+	if st := trySignIn(t, sprayer, "user-next", "guess"); st != http.StatusTooManyRequests {
+		t.Errorf("21st failure from one address across usernames: %d, want 429", st)
+	}
+}
+
+// Issue item 5: the registration limit keyed on the exact address, so every
+// address of an IPv6 /64 was a fresh bucket. It is keyed on the /64 now.
+func TestHostileRegistrationPerSlash64(t *testing.T) {
+	e := newProxiedEnv(t)
+	body := []byte(`{"redirect_uris":["https://client.example/cb"]}`)
+	register := func(addr string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.base+"/register", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", addr)
+		resp, _ := e.do(req)
+		return resp
+	}
+	throttled := false
+	for i := range 200 {
+		resp := register(fmt.Sprintf("2001:db8:5:5::%x", i+1))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if i != 60 {
+				t.Errorf("throttled after %d registrations from one /64, want 60", i)
+			}
+			throttled = true
+			break
+		}
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("registration %d: %d", i, resp.StatusCode)
+		}
+	}
+	if !throttled {
+		t.Fatal("200 registrations from 200 addresses of one /64 were never throttled")
+	}
+	if resp := register("2001:db8:5:6::1"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("registration from the next /64: %d, want 201", resp.StatusCode)
+	}
+	if resp := register("198.51.100.5"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("registration from an IPv4 address: %d, want 201", resp.StatusCode)
+	}
+}
+
+// Issue item 5: one client could store about 40 KB of metadata. Each
+// redirect URI is capped at 1 KiB and the metadata at 8 KiB in total.
+func TestHostileRegistrationMetadataSize(t *testing.T) {
+	e := newProxiedEnv(t)
+	uri := func(n, i int) string {
+		u := fmt.Sprintf("https://client.example/%d/", i)
+		return u + strings.Repeat("a", n-len(u))
+	}
+	many := func(n, size int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, uri(size, i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		uris []string
+		code string // "" means accepted
+	}{
+		{"one URI of 1 KiB", []string{uri(1024, 0)}, ""},
+		{"one URI over 1 KiB", []string{uri(1025, 0)}, "invalid_redirect_uri"},
+		{"7 URIs of 1 KiB", many(7, 1024), ""},
+		{"20 URIs of 1 KiB (20 KiB)", many(20, 1024), "invalid_client_metadata"},
+		{"9 URIs of 1000 bytes", many(9, 1000), "invalid_client_metadata"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := mcpauthtest.Register(ctx(t), e.base, map[string]any{"redirect_uris": tc.uris, "client_name": strings.Repeat("n", 200)})
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantGrantErr(t, tc.name, err, http.StatusBadRequest, tc.code)
+		})
+	}
+}
+
+// Issue item 9: operating-system protocol-handler schemes were accepted as
+// redirect URIs; app schemes must keep working.
+func TestHostileRedirectSchemes(t *testing.T) {
+	e := newEnv(t)
+	for _, uri := range []string{
+		"ms-msdt:/id%20PCWDiagnostic", "ms-msdt://x/y", "MS-MSDT://x/y", "search-ms://query=x&crumb=location:\\\\evil\\share",
+		"search-ms:/query", "search://x/y", "ms-settings://x/y", "ms-officecmd://x/y", "ms-word://ofe|u|https://evil/x",
+		"shell://x/y", "microsoft-edge://x/y", "vnd.ms-excel://x/y", "its://x/y", "mk://x/y", "hcp://x/y",
+		"smb://evil/share", "tel://1234", "javascript://x/%0aalert(1)", "file://x/y", "data://x/y", "vbscript://x/y",
+	} {
+		_, err := mcpauthtest.Register(ctx(t), e.base, map[string]any{"redirect_uris": []string{"https://ok.example/cb", uri}})
+		wantGrantErr(t, uri, err, http.StatusBadRequest, "invalid_redirect_uri")
+	}
+	for _, uri := range []string{
+		"cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback", "vscode://vscode.github-authentication/did-authenticate",
+		"claude://claude.ai/oauth/callback", "com.example.app:/oauth2redirect", "msteams-like.example://cb",
+	} {
+		c, err := mcpauthtest.Register(ctx(t), e.base, map[string]any{"redirect_uris": []string{uri}})
+		if err != nil {
+			t.Errorf("app scheme %s refused: %v", uri, err)
+			continue
+		}
+		c.RedirectURI = uri
+		res, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"]})
+		if err != nil {
+			t.Errorf("sign-in with %s: %v", uri, err)
+			continue
+		}
+		if !strings.HasPrefix(res.Location.String(), uri+"?") {
+			t.Errorf("sign-in with %s redirected to %s", uri, res.Location)
+		}
+	}
+}
+
+// Issue item 9: behind a reverse proxy without --trusted-proxies every user
+// shares one throttling bucket. The server cannot fix that by itself (it
+// must not believe the header), but it says so once, naming the flag.
+func TestHostileUntrustedForwardedForWarnsOnce(t *testing.T) {
+	e := newEnv(t)
+	for range 3 {
+		e.get("/.well-known/oauth-authorization-server", xff("198.51.100.7"))
+	}
+	c := e.register(nil)
+	from(c, "198.51.100.8").Post(ctx(t), "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}})
+	if n := strings.Count(e.logs.String(), "--trusted-proxies"); n != 1 {
+		t.Errorf("the log names --trusted-proxies %d times, want once:\n%s", n, e.logs.String())
+	}
+
+	trusted := newProxiedEnv(t)
+	trusted.get("/.well-known/oauth-authorization-server", xff("198.51.100.7"))
+	if strings.Contains(trusted.logs.String(), "--trusted-proxies") {
+		t.Error("warned about X-Forwarded-For from a trusted proxy")
+	}
+}
