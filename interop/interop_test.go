@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,28 +86,86 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// startGeneratedServer runs the generator, builds the project, adds
-// testUser and starts "serve" on a free loopback port. Every process it
-// starts is stopped when t ends.
-func startGeneratedServer(t *testing.T) *server {
+// project is a generated project, built once for every test of this
+// package that needs it.
+type project struct {
+	Bin  string // the project's server binary
+	Work string // a directory for the tests' files
+}
+
+// built is the project buildProject made, with the error if it failed.
+var built struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	p    *project
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildProject runs the generator and builds the project it writes (with
+// the tools in tools), once per test binary.
+func buildProject(t *testing.T) *project {
 	t.Helper()
 	root := repoRoot(t)
+	built.once.Do(func() {
+		start := time.Now()
+		built.dir, built.err = os.MkdirTemp("", "mcp-interop-build-")
+		if built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "bin")
+		proj := filepath.Join(built.dir, "proj")
+		steps := []struct {
+			step, dir string
+			env       []string
+			args      []string
+		}{
+			{"build the generator", root, nil,
+				[]string{"go", "build", "-o", filepath.Join(bin, "create-mcp-server"), "./cmd/create-mcp-server"}},
+			{"generate a project", built.dir, nil,
+				[]string{filepath.Join(bin, "create-mcp-server"), "--yes", "--tools", strings.Join(tools, ","), proj}},
+			{"build the generated project", proj, []string{"GOFLAGS=-mod=readonly"},
+				[]string{"go", "build", "-o", filepath.Join(bin, "server"), "."}},
+		}
+		for _, s := range steps {
+			if _, built.err = runE(s.dir, s.env, nil, s.args[0], s.args[1:]...); built.err != nil {
+				built.err = fmt.Errorf("setup: %s: %w", s.step, built.err)
+				return
+			}
+		}
+		built.p = &project{Bin: filepath.Join(bin, "server"), Work: built.dir}
+		t.Logf("setup: generated and built in %v", time.Since(start).Round(time.Millisecond))
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.p
+}
+
+// addUser adds a user with password to the users file at path.
+func addUser(t *testing.T, p *project, path, user, password string) {
+	t.Helper()
+	run(t, "setup: user add "+user, filepath.Dir(path), nil, strings.NewReader(password+"\n"),
+		p.Bin, "user", "add", user, "--users", path, "--password-stdin")
+}
+
+// startGeneratedServer starts "serve" of the generated project on a free
+// loopback port, with testUser in its users file. Every process it starts
+// is stopped when t ends.
+func startGeneratedServer(t *testing.T) *server {
+	t.Helper()
+	p := buildProject(t)
 	work := t.TempDir()
 	artifacts := artifactsDir(t)
-	bin := filepath.Join(work, "bin")
-	proj := filepath.Join(work, "proj")
-
-	start := time.Now()
-	run(t, "setup: build the generator", root, nil, nil,
-		"go", "build", "-o", filepath.Join(bin, "create-mcp-server"), "./cmd/create-mcp-server")
-	run(t, "setup: generate a project", work, nil, nil,
-		filepath.Join(bin, "create-mcp-server"), "--yes", "--tools", strings.Join(tools, ","), proj)
-	run(t, "setup: build the generated project", proj, []string{"GOFLAGS=-mod=readonly"}, nil,
-		"go", "build", "-o", filepath.Join(bin, "server"), ".")
 	users := filepath.Join(work, "users.txt")
-	run(t, "setup: user add", work, nil, strings.NewReader(testPassword+"\n"),
-		filepath.Join(bin, "server"), "user", "add", testUser, "--users", users, "--password-stdin")
-	t.Logf("setup: generated and built in %v", time.Since(start).Round(time.Millisecond))
+	addUser(t, p, users, testUser, testPassword)
 
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -116,7 +175,7 @@ func startGeneratedServer(t *testing.T) *server {
 		t.Fatalf("setup: server log: %v", err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	cmd := exec.Command(filepath.Join(bin, "server"), "serve",
+	cmd := exec.Command(p.Bin, "serve",
 		"--addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"--base-url", base,
 		"--db", filepath.Join(work, "auth.db"),
@@ -184,8 +243,24 @@ func freePort(t *testing.T) int {
 // returns the combined output.
 func run(t *testing.T, step, dir string, env []string, stdin io.Reader, name string, args ...string) string {
 	t.Helper()
+	out, err := runE(dir, env, stdin, name, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", step, err)
+	}
+	return out
+}
+
+// runE runs a command to completion in its own process group (killed after
+// 5 minutes) and returns its combined output, or an error that shows the
+// command and its output if it does not exit 0.
+func runE(dir string, env []string, stdin io.Reader, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	return runCtx(ctx, dir, env, stdin, name, args...)
+}
+
+// runCtx is runE with the process group killed when ctx is done.
+func runCtx(ctx context.Context, dir string, env []string, stdin io.Reader, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
@@ -196,9 +271,9 @@ func run(t *testing.T, step, dir string, env []string, stdin io.Reader, name str
 	err := cmd.Run()
 	killGroup(cmd)
 	if err != nil {
-		t.Fatalf("%s: %s %s: %v\n%s", step, name, strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}
-	return out.String()
+	return out.String(), nil
 }
 
 // inGroup makes cmd the leader of a new process group that is killed as a
