@@ -1,0 +1,286 @@
+package mcpauth
+
+// The audit log: one log/slog record for each event an operator may need
+// to answer "who did what, when, from where" during an incident. Each event
+// has a stable message and stable attribute names (listed in auditEvents,
+// and checked against what the server logs by audit_test.go), so that logs
+// can be searched and alerted on. With a JSON handler (--log-format json)
+// every event is one JSON object; by default it is a logfmt-style line:
+//
+//	level=WARN msg="sign-in failed" user=alice client_id=Zk3… addr=203.0.113.7 via=authorize
+//
+// No event ever carries a password, an authorization code, an access or
+// refresh token, a client secret or a database password: people, clients and
+// grants are named by username, client_id and grant_id only. Values a
+// client chose (usernames typed into the form, client names) are cut to a
+// bounded length; the handler quotes or escapes them, so they cannot forge
+// a line.
+//
+// Each event also counts in the Prometheus metrics (metrics.go), so a
+// dashboard and the log agree. Events cost one LogAttrs call with at most
+// five attributes, which slog records without allocating.
+
+import (
+	"context"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Audit event messages.
+const (
+	evSignInSucceeded  = "sign-in succeeded"
+	evSignInFailed     = "sign-in failed"
+	evSignInThrottled  = "sign-in throttled"
+	evConsentGranted   = "consent granted"
+	evConsentDenied    = "consent denied"
+	evClientRegistered = "client registered"
+	evCodeIssued       = "code issued"
+	evTokensIssued     = "tokens issued"
+	evTokenRefreshed   = "token refreshed"
+	evTokenRevoked     = "token revoked"
+	evGrantRevoked     = "grant revoked"
+	evRefreshReuse     = "refresh reuse detected"
+	evCodeReplay       = "code replay detected"
+	evToolCall         = "tool call"
+)
+
+// Audit attribute names.
+const (
+	attrUser       = "user"        // the username (as typed, for failed sign-ins)
+	attrClientID   = "client_id"   // the OAuth client
+	attrClientName = "client_name" // the name the client registered (unverified)
+	attrAddr       = "addr"        // the client address sign-in throttling sees
+	attrVia        = "via"         // which page a sign-in came from: authorize or account
+	attrLimit      = "limit"       // which throttle refused a sign-in
+	attrScope      = "scope"       // granted scope
+	attrGrantID    = "grant_id"    // the grant (one sign-in of one user in one client)
+	attrBy         = "by"          // who revoked: client, account
+	attrTool       = "tool"        // the MCP tool name
+	attrDuration   = "duration_seconds"
+	attrOutcome    = "outcome" // ok, error (the handler failed) or tool_error (the tool reported an error)
+)
+
+// auditEvents lists every audit event and its attributes, in order. It is
+// the contract the operations guide documents; audit_test.go checks that
+// the server logs exactly these.
+var auditEvents = map[string][]string{
+	evSignInSucceeded:  {attrUser, attrClientID, attrAddr, attrVia},
+	evSignInFailed:     {attrUser, attrClientID, attrAddr, attrVia},
+	evSignInThrottled:  {attrUser, attrClientID, attrAddr, attrVia, attrLimit},
+	evConsentGranted:   {attrUser, attrClientID, attrScope},
+	evConsentDenied:    {attrUser, attrClientID},
+	evClientRegistered: {attrClientID, attrClientName, attrAddr},
+	evCodeIssued:       {attrUser, attrClientID, attrGrantID},
+	evTokensIssued:     {attrUser, attrClientID, attrGrantID, attrScope},
+	evTokenRefreshed:   {attrUser, attrClientID, attrGrantID},
+	evTokenRevoked:     {attrClientID, attrGrantID},
+	evGrantRevoked:     {attrUser, attrClientID, attrGrantID, attrBy},
+	evRefreshReuse:     {attrUser, attrClientID, attrGrantID},
+	evCodeReplay:       {attrUser, attrClientID, attrGrantID},
+	evToolCall:         {attrUser, attrClientID, attrTool, attrDuration, attrOutcome},
+}
+
+// Sign-in outcomes (the outcome label of mcp_sign_ins_total).
+const (
+	signInSucceeded = "succeeded"
+	signInFailed    = "failed"
+	signInThrottled = "throttled"
+)
+
+// Where a sign-in came from (the via attribute).
+const (
+	viaAuthorize = "authorize"
+	viaAccount   = "account"
+)
+
+// Tool call outcomes.
+const (
+	outcomeOK        = "ok"
+	outcomeError     = "error"
+	outcomeToolError = "tool_error"
+)
+
+// maxLoggedLen bounds values a client chose (usernames typed into the
+// form, client names): enough for any real one, too little to flood a log.
+const maxLoggedLen = 200
+
+// untrusted cuts a client-chosen value to maxLoggedLen bytes, on a rune
+// boundary.
+func untrusted(v string) string {
+	if len(v) <= maxLoggedLen {
+		return v
+	}
+	i := maxLoggedLen
+	for i > maxLoggedLen-utf8.UTFMax && !utf8.RuneStart(v[i]) {
+		i--
+	}
+	return v[:i] + "…"
+}
+
+// auditor writes audit events and counts them. The zero value is not
+// usable; a Server builds one from its Config.
+type auditor struct {
+	log *slog.Logger
+	m   *Metrics
+}
+
+// signIn records a sign-in attempt at the authorization or account page.
+// limit names the throttle that refused it ("" unless outcome is throttled).
+func (a auditor) signIn(ctx context.Context, outcome, user, clientID, addr, via, limit string) {
+	a.m.signIns[signInOutcomeIndex(outcome)].Inc()
+	user = untrusted(user)
+	switch outcome {
+	case signInSucceeded:
+		a.log.LogAttrs(ctx, slog.LevelInfo, evSignInSucceeded,
+			slog.String(attrUser, user), slog.String(attrClientID, clientID),
+			slog.String(attrAddr, addr), slog.String(attrVia, via))
+	case signInFailed:
+		a.log.LogAttrs(ctx, slog.LevelWarn, evSignInFailed,
+			slog.String(attrUser, user), slog.String(attrClientID, clientID),
+			slog.String(attrAddr, addr), slog.String(attrVia, via))
+	case signInThrottled:
+		a.m.throttled(throttleSignIn)
+		a.log.LogAttrs(ctx, slog.LevelWarn, evSignInThrottled,
+			slog.String(attrUser, user), slog.String(attrClientID, clientID),
+			slog.String(attrAddr, addr), slog.String(attrVia, via), slog.String(attrLimit, limit))
+	}
+}
+
+func signInOutcomeIndex(outcome string) int {
+	switch outcome {
+	case signInSucceeded:
+		return 0
+	case signInFailed:
+		return 1
+	}
+	return 2
+}
+
+// consent records the user's answer on the consent page.
+func (a auditor) consent(ctx context.Context, granted bool, user, clientID, scope string) {
+	if granted {
+		a.m.consents[0].Inc()
+		a.log.LogAttrs(ctx, slog.LevelInfo, evConsentGranted,
+			slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrScope, scope))
+		return
+	}
+	a.m.consents[1].Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evConsentDenied,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID))
+}
+
+// clientRegistered records a dynamic client registration.
+func (a auditor) clientRegistered(ctx context.Context, clientID, clientName, addr string) {
+	a.m.clientsRegistered.Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evClientRegistered,
+		slog.String(attrClientID, clientID), slog.String(attrClientName, untrusted(clientName)),
+		slog.String(attrAddr, addr))
+}
+
+// codeIssued records an authorization code sent to a client.
+func (a auditor) codeIssued(ctx context.Context, user, clientID, grantID string) {
+	a.m.codesIssued.Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evCodeIssued,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
+}
+
+// tokensIssued records a code redeemed for tokens.
+func (a auditor) tokensIssued(ctx context.Context, user, clientID, grantID, scope string) {
+	a.m.tokensIssued.Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evTokensIssued,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID),
+		slog.String(attrGrantID, grantID), slog.String(attrScope, scope))
+}
+
+// tokenRefreshed records a refresh token exchanged for new tokens.
+func (a auditor) tokenRefreshed(ctx context.Context, user, clientID, grantID string) {
+	a.m.tokensRefreshed.Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evTokenRefreshed,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
+}
+
+// tokenRevoked records a client's RFC 7009 revocation that revoked a token.
+func (a auditor) tokenRevoked(ctx context.Context, clientID, grantID string) {
+	a.m.tokensRevoked[revokedByClient].Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evTokenRevoked,
+		slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
+}
+
+// grantRevoked records a grant revoked by someone other than its client:
+// the user on the account page.
+func (a auditor) grantRevoked(ctx context.Context, user, clientID, grantID string, by int) {
+	a.m.tokensRevoked[by].Inc()
+	a.log.LogAttrs(ctx, slog.LevelInfo, evGrantRevoked,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID),
+		slog.String(attrGrantID, grantID), slog.String(attrBy, revokedByNames[by]))
+}
+
+// refreshReuse records a rotated refresh token presented again: the grant
+// has been revoked.
+func (a auditor) refreshReuse(ctx context.Context, user, clientID, grantID string) {
+	a.m.refreshReuse.Inc()
+	a.log.LogAttrs(ctx, slog.LevelWarn, evRefreshReuse,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
+}
+
+// codeReplay records a used authorization code redeemed again by its
+// client: the grant it created has been revoked.
+func (a auditor) codeReplay(ctx context.Context, user, clientID, grantID string) {
+	a.m.codeReplays.Inc()
+	a.log.LogAttrs(ctx, slog.LevelWarn, evCodeReplay,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
+}
+
+// ToolAudit returns the mcp-go tool middleware that logs a "tool call"
+// audit event for every tool call (user, client_id, tool, duration_seconds,
+// outcome) and counts it in m's mcp_tool_calls_total and
+// mcp_tool_call_duration_seconds. Install it once, when creating the MCP
+// server:
+//
+//	m := mcpauth.NewMetrics()
+//	s := server.NewMCPServer(name, version,
+//		server.WithToolHandlerMiddleware(mcpauth.ToolAudit(logger, m)))
+//	cfg.Logger, cfg.Metrics = logger, m
+//
+// user and client_id come from the caller's Identity (empty when the call
+// did not come through a Server, e.g. over stdio without WithIdentity). The
+// outcome is "ok", "tool_error" (the tool returned a result with IsError)
+// or "error" (the handler returned an error). Neither arguments nor results
+// are logged: they may hold anything. A nil logger means slog.Default(); a
+// nil m counts nowhere.
+func ToolAudit(logger *slog.Logger, m *Metrics) server.ToolHandlerMiddleware {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			start := time.Now()
+			res, err := next(ctx, req)
+			d := time.Since(start)
+			outcome := outcomeOK
+			switch {
+			case err != nil:
+				outcome = outcomeError
+			case res != nil && res.IsError:
+				outcome = outcomeToolError
+			}
+			m.toolCall(req.Params.Name, outcome, d)
+			var user, clientID string
+			if id, ok := ctx.Value(identityKey{}).(*Identity); ok && id != nil {
+				user, clientID = id.User, id.ClientID
+			}
+			logger.LogAttrs(ctx, slog.LevelInfo, evToolCall,
+				slog.String(attrUser, user), slog.String(attrClientID, clientID),
+				slog.String(attrTool, req.Params.Name), slog.Float64(attrDuration, d.Seconds()),
+				slog.String(attrOutcome, outcome))
+			return res, err
+		}
+	}
+}
