@@ -88,8 +88,13 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// throttling by client IP. Empty means X-Forwarded-For is ignored.
 	TrustedProxies []netip.Prefix
-	// Logger receives structured logs (default slog.Default()).
+	// Logger receives structured logs, including the audit events listed
+	// in the operations guide (default slog.Default()).
 	Logger *slog.Logger
+	// Metrics counts requests, sign-ins, tokens and database operations
+	// for Prometheus; serve Metrics.Handler to expose them. Nil means a
+	// private set: counted, but not exposed.
+	Metrics *Metrics
 
 	// CodeTTL is the authorization-code lifetime (default 2m, at most 10m).
 	CodeTTL time.Duration
@@ -132,6 +137,8 @@ var _ users = (*userfile.File)(nil)
 type Server struct {
 	cfg            Config
 	log            *slog.Logger
+	metrics        *Metrics
+	audit          auditor
 	now            func() time.Time
 	issuer         string // base URL without trailing slash
 	origin         string // lowercase scheme://host[:port]
@@ -193,7 +200,7 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 	}
 	s.store = st
 	s.mcpHandler = newMCPHandler(mcp, s)
-	s.handler = s.routes()
+	s.handler = s.metrics.instrument(s.routes())
 	go s.cleanupLoop()
 	return s, nil
 }
@@ -234,6 +241,9 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -259,6 +269,8 @@ func newServer(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:        cfg,
 		log:        cfg.Logger,
+		metrics:    cfg.Metrics,
+		audit:      auditor{log: cfg.Logger, m: cfg.Metrics},
 		now:        cfg.Now,
 		issuer:     u.Scheme + "://" + host,
 		origin:     u.Scheme + "://" + host,
