@@ -324,7 +324,7 @@ func TestRenderLayout(t *testing.T) {
 			t.Errorf("%s: policy %q, want %q", p, policies[p], pol)
 		}
 	}
-	for _, pkg := range []string{"mcpauth", "userfile", "mcpauthtest"} {
+	for _, pkg := range []string{"authstore", "mcpauth", "userfile", "mcpauthtest"} {
 		if !slices.ContainsFunc(files, func(f File) bool {
 			return strings.HasPrefix(f.Path, "internal/"+pkg+"/") && f.Policy == PolicyRuntime
 		}) {

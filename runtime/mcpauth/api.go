@@ -58,6 +58,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 	"github.com/mcpgen/create-mcp-server/runtime/userfile"
 )
 
@@ -70,8 +71,10 @@ type Config struct {
 	BaseURL string
 	// Addr is the listen address used by ListenAndServe (default 127.0.0.1:8080).
 	Addr string
-	// DBPath is the SQLite file, created on first run (default "auth.db").
-	DBPath string
+	// Database names the database: a SQLite file path, created on first
+	// run, or a postgres:// (or postgresql://) URL (default "auth.db").
+	// See package authstore.
+	Database string
 	// UsersPath is the bcrypt users file (default "users.txt").
 	UsersPath string
 	// AccessTTL is the access-token lifetime (default 1h).
@@ -150,7 +153,7 @@ type Server struct {
 	cookieName     string
 	secureCookies  bool
 
-	store    store
+	store    authstore.Store
 	users    users
 	cache    *tokenCache
 	txs      *transactions
@@ -194,7 +197,7 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 			"path", s.cfg.UsersPath)
 	}
 	s.users = uf
-	st, err := openSQLiteWith(context.Background(), s.cfg.DBPath, len(migrations), s.cfg.LockTimeout)
+	st, err := authstore.Open(context.Background(), s.cfg.Database, authstore.Options{LockTimeout: s.cfg.LockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
@@ -211,8 +214,8 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
-	if cfg.DBPath == "" {
-		cfg.DBPath = "auth.db"
+	if cfg.Database == "" {
+		cfg.Database = "auth.db"
 	}
 	if cfg.UsersPath == "" {
 		cfg.UsersPath = "users.txt"
@@ -233,7 +236,7 @@ func newServer(cfg Config) (*Server, error) {
 		cfg.RefreshGrace = 60 * time.Second
 	}
 	if cfg.LockTimeout <= 0 {
-		cfg.LockTimeout = defaultLockTimeout
+		cfg.LockTimeout = authstore.DefaultLockTimeout
 	}
 	if cfg.CleanupInterval <= 0 {
 		cfg.CleanupInterval = 10 * time.Minute
@@ -322,7 +325,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.mcpHandler.Shutdown(ctx)
-		s.closeErr = s.store.close()
+		s.closeErr = s.store.Close()
 	})
 	return s.closeErr
 }
@@ -337,7 +340,7 @@ func (s *Server) cleanupLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if err := s.store.cleanup(context.Background(), s.now()); err != nil {
+			if err := s.store.Cleanup(context.Background(), s.now()); err != nil {
 				s.log.Error("mcpauth: cleanup", "error", err)
 			}
 			s.cache.invalidate()

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 const (
@@ -41,7 +43,7 @@ const (
 
 // authRequest is a validated authorization request.
 type authRequest struct {
-	Client        *client
+	Client        *authstore.Client
 	RedirectURI   string
 	State         string
 	HasState      bool
@@ -342,7 +344,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	stored.CreatedAt = now
 	err = s.rememberClient(r.Context(), &stored)
 	if err == nil {
-		err = s.store.createCode(r.Context(), &authCode{
+		err = s.store.CreateCode(r.Context(), &authstore.Code{
 			Hash: hashSecret(code), GrantID: newSecret(), ClientID: req.Client.ID, User: username,
 			RedirectURI: req.RedirectURI, CodeChallenge: req.CodeChallenge, Scope: req.Scope,
 			Resource: req.Resource, Stamp: stamp, ExpiresAt: now.Add(s.cfg.CodeTTL),

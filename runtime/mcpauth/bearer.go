@@ -26,6 +26,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // maxMCPBody caps a JSON-RPC request body.
@@ -104,7 +106,7 @@ func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
 	}
 	sum := sha256.Sum256([]byte(token))
 	info, err := s.lookupAccess(ctx, sum)
-	if errors.Is(err, errNotFound) {
+	if errors.Is(err, authstore.ErrNotFound) {
 		return nil, errInvalidToken
 	}
 	if err != nil {
@@ -129,13 +131,13 @@ func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
 
 // lookupAccess finds a live access token by its hash: in the cache of hot
 // tokens, or with one indexed lookup (a prepared statement).
-func (s *Server) lookupAccess(ctx context.Context, sum [32]byte) (*accessInfo, error) {
+func (s *Server) lookupAccess(ctx context.Context, sum [32]byte) (*authstore.Access, error) {
 	now := s.now()
 	info, gen := s.cache.get(sum, now)
 	if info != nil {
 		return info, nil
 	}
-	info, err := s.store.lookupAccess(ctx, sum[:], now)
+	info, err := s.store.LookupAccess(ctx, sum[:], now)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // fakeUsers is a users file in memory: username → stamp.
@@ -34,11 +36,11 @@ func newVerifyServer(t *testing.T, now time.Time) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := openSQLite(t.Context(), filepath.Join(t.TempDir(), "auth.db"))
+	st, err := authstore.Open(t.Context(), filepath.Join(t.TempDir(), "auth.db"), authstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.close() })
+	t.Cleanup(func() { st.Close() })
 	s.store = st
 	s.users = fakeUsers{"alice": "stamp-1", "bob": "stamp-2"}
 	return s
@@ -50,19 +52,19 @@ func issueAccess(t *testing.T, s *Server, user, stamp, scope, resource string, e
 	ctx := t.Context()
 	now := s.now()
 	cid := "client-" + newSecret()[:8]
-	if err := s.store.createClient(ctx, &client{ID: cid, AuthMethod: "none", RedirectURIs: []string{"https://x/cb"}}); err != nil {
+	if err := s.store.CreateClient(ctx, &authstore.Client{ID: cid, AuthMethod: "none", RedirectURIs: []string{"https://x/cb"}}); err != nil {
 		t.Fatal(err)
 	}
 	code := newSecret()
 	grantID = newSecret()
-	if err := s.store.createCode(ctx, &authCode{Hash: hashSecret(code), GrantID: grantID, ClientID: cid, User: user,
+	if err := s.store.CreateCode(ctx, &authstore.Code{Hash: hashSecret(code), GrantID: grantID, ClientID: cid, User: user,
 		RedirectURI: "https://x/cb", CodeChallenge: "x", Scope: scope, Resource: resource, Stamp: stamp,
 		ExpiresAt: now.Add(time.Minute)}, now); err != nil {
 		t.Fatal(err)
 	}
 	token = newSecret()
-	g := &grant{ID: grantID, ClientID: cid, User: user, Scope: scope, Resource: resource, Stamp: stamp, ExpiresAt: now.Add(time.Hour)}
-	ok, err := s.store.redeemCode(ctx, hashSecret(code), g, &issued{AccessHash: hashSecret(token), AccessScope: scope, AccessExpires: expires}, now)
+	g := &authstore.Grant{ID: grantID, ClientID: cid, User: user, Scope: scope, Resource: resource, Stamp: stamp, ExpiresAt: now.Add(time.Hour)}
+	ok, err := s.store.RedeemCode(ctx, hashSecret(code), g, &authstore.Tokens{AccessHash: hashSecret(token), AccessScope: scope, AccessExpires: expires}, now)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
@@ -293,9 +295,11 @@ func TestVerifyCacheNeverOutlivesRevocation(t *testing.T) {
 	}{
 		{"grant revoked", func(_, g string) error { return s.revokeGrant(ctx, g, now) }},
 		{"access token revoked", func(tok, _ string) error {
-			var cid string
-			s.store.(*sqliteStore).db.QueryRow("SELECT client_id FROM grants WHERE id = (SELECT grant_id FROM tokens WHERE hash = ?)", hashSecret(tok)).Scan(&cid)
-			r := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token="+tok+"&client_id="+cid))
+			a, err := s.store.LookupAccess(ctx, hashSecret(tok), now)
+			if err != nil {
+				return err
+			}
+			r := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token="+tok+"&client_id="+a.ClientID))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			w := httptest.NewRecorder()
 			s.handleRevoke(w, r)

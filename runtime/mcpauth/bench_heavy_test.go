@@ -103,7 +103,7 @@ func BenchmarkBearerLookup(b *testing.B) {
 		n    int
 	}{{"1k", 1_000}, {"1M", 1_000_000}} {
 		db, users := seededDB(b, n.n)
-		s, err := mcpauth.New(mcpauth.Config{BaseURL: benchBase, DBPath: db, UsersPath: users, Logger: quietLogger()}, newMCPServer())
+		s, err := mcpauth.New(mcpauth.Config{BaseURL: benchBase, Database: db, UsersPath: users, Logger: quietLogger()}, newMCPServer())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -173,7 +173,7 @@ func seededDB(b *testing.B, n int) (dbPath, usersPath string) {
 	}
 	// The cache is keyed by the schema version of a fresh database.
 	fresh := filepath.Join(b.TempDir(), "fresh.db")
-	s, err := mcpauth.New(mcpauth.Config{BaseURL: benchBase, DBPath: fresh, UsersPath: usersPath, Logger: quietLogger()}, newMCPServer())
+	s, err := mcpauth.New(mcpauth.Config{BaseURL: benchBase, Database: fresh, UsersPath: usersPath, Logger: quietLogger()}, newMCPServer())
 	if err != nil {
 		b.Fatal(err)
 	}

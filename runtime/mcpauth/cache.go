@@ -3,6 +3,8 @@ package mcpauth
 import (
 	"sync"
 	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // tokenCache remembers the validations of a few recently used access tokens
@@ -21,7 +23,7 @@ type tokenCache struct {
 }
 
 type cachedToken struct {
-	info    *accessInfo
+	info    *authstore.Access
 	expires time.Time
 }
 
@@ -33,7 +35,7 @@ func newTokenCache() *tokenCache {
 
 // get returns the cached validation of a token hash, and the generation to
 // pass to put after a database lookup.
-func (c *tokenCache) get(key [32]byte, now time.Time) (*accessInfo, uint64) {
+func (c *tokenCache) get(key [32]byte, now time.Time) (*authstore.Access, uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.m[key]
@@ -44,7 +46,7 @@ func (c *tokenCache) get(key [32]byte, now time.Time) (*accessInfo, uint64) {
 }
 
 // put caches a validation made while the cache was at generation gen.
-func (c *tokenCache) put(key [32]byte, info *accessInfo, expires time.Time, gen uint64) {
+func (c *tokenCache) put(key [32]byte, info *authstore.Access, expires time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {

@@ -44,6 +44,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // cimdSupported says whether client ID metadata documents are advertised.
@@ -78,7 +80,7 @@ type cimdFetcher struct {
 }
 
 type cimdEntry struct {
-	client  *client
+	client  *authstore.Client
 	err     error
 	expires time.Time
 }
@@ -200,7 +202,7 @@ func (f *cimdFetcher) validMetadataURL(id string) error {
 }
 
 // get returns the client described by the document at id.
-func (f *cimdFetcher) get(ctx context.Context, id string) (*client, error) {
+func (f *cimdFetcher) get(ctx context.Context, id string) (*authstore.Client, error) {
 	now := f.now()
 	f.mu.Lock()
 	e, ok := f.cache[id]
@@ -240,7 +242,7 @@ type metadataDoc struct {
 
 // fetch retrieves and validates the document at id, returning how long it
 // may be cached.
-func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, time.Duration, error) {
+func (f *cimdFetcher) fetch(ctx context.Context, id string) (*authstore.Client, time.Duration, error) {
 	if err := f.validMetadataURL(id); err != nil {
 		return nil, metadataFailureTTL, err
 	}
@@ -284,7 +286,7 @@ func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, time.Durat
 }
 
 // clientFromDocument validates a metadata document fetched from id.
-func clientFromDocument(id string, doc *metadataDoc) (*client, error) {
+func clientFromDocument(id string, doc *metadataDoc) (*authstore.Client, error) {
 	if doc.ClientID != id {
 		return nil, docErrorf("the client metadata document's client_id does not equal its URL")
 	}
@@ -337,7 +339,7 @@ func cacheTTL(h http.Header) time.Duration {
 // lookupClient returns the client with id, or nil if there is none. A
 // client_id that is a URL is resolved through its metadata document; a
 // document that cannot be used is a *pageError saying why.
-func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
+func (s *Server) lookupClient(ctx context.Context, id string) (*authstore.Client, error) {
 	if s.cimd.isMetadataURL(id) {
 		c, err := s.cimd.get(ctx, id)
 		if err != nil {
@@ -350,8 +352,8 @@ func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
 		}
 		return c, nil
 	}
-	c, err := s.store.getClient(ctx, id)
-	if errors.Is(err, errNotFound) {
+	c, err := s.store.Client(ctx, id)
+	if errors.Is(err, authstore.ErrNotFound) {
 		return nil, nil
 	}
 	return c, err
@@ -359,9 +361,9 @@ func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
 
 // rememberClient stores a metadata-document client so codes and grants can
 // refer to it; lookups still go through the document.
-func (s *Server) rememberClient(ctx context.Context, c *client) error {
+func (s *Server) rememberClient(ctx context.Context, c *authstore.Client) error {
 	if !c.Metadata {
 		return nil
 	}
-	return s.store.upsertClient(ctx, c)
+	return s.store.SaveMetadataClient(ctx, c)
 }

@@ -47,7 +47,7 @@ func TestCrashServerProcess(t *testing.T) {
 	}
 	s, err := mcpauth.New(mcpauth.Config{
 		BaseURL:   "http://" + addr,
-		DBPath:    db,
+		Database:  db,
 		UsersPath: os.Getenv("MCPAUTH_CRASH_USERS"),
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}, newMCPServer())

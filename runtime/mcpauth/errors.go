@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // oauthError is an error response of the token, registration and revocation
@@ -60,7 +62,7 @@ func bodyError(err error) *oauthError {
 // the client sees: 503 temporarily_unavailable when the database is busy,
 // else 500 server_error. The cause is only logged.
 func serverError(err error) *oauthError {
-	if errors.Is(err, errBusy) || isBusy(err) {
+	if errors.Is(err, authstore.ErrUnavailable) {
 		return &oauthError{Code: "temporarily_unavailable", Description: "the server is busy, try again",
 			Status: http.StatusServiceUnavailable, Err: err, retryAfter: "1"}
 	}

@@ -78,7 +78,7 @@ func newFlowServer(t *testing.T, cfg mcpauth.Config) *flowServer {
 	ts.Listener.Close()
 	ts.Listener = ln
 	cfg.BaseURL = "http://" + ln.Addr().String()
-	cfg.DBPath = filepath.Join(dir, "auth.db")
+	cfg.Database = filepath.Join(dir, "auth.db")
 	cfg.UsersPath = users
 	s, err := mcpauth.New(cfg, ms)
 	if err != nil {
@@ -548,7 +548,7 @@ func TestServeShutdown(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		return mcp.NewToolResultText("done"), nil
 	})
-	s, err := mcpauth.New(mcpauth.Config{BaseURL: base, DBPath: filepath.Join(dir, "auth.db"), UsersPath: users}, ms)
+	s, err := mcpauth.New(mcpauth.Config{BaseURL: base, Database: filepath.Join(dir, "auth.db"), UsersPath: users}, ms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,7 +621,7 @@ func TestListenAndServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- mcpauth.ListenAndServe(ctx, mcpauth.Config{Addr: addr, DBPath: filepath.Join(dir, "auth.db"),
+		done <- mcpauth.ListenAndServe(ctx, mcpauth.Config{Addr: addr, Database: filepath.Join(dir, "auth.db"),
 			UsersPath: filepath.Join(dir, "users.txt")}, server.NewMCPServer("las-test", "1.0.0"))
 	}()
 	var resp *http.Response

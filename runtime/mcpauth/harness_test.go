@@ -150,7 +150,7 @@ func newEnv(t testing.TB, mutate ...func(*mcpauth.Config)) *env {
 	e.cfg = mcpauth.Config{
 		BaseURL:   e.base,
 		Addr:      e.srv.Listener.Addr().String(),
-		DBPath:    e.dbPath,
+		Database:  e.dbPath,
 		UsersPath: e.usersPath,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 const (
@@ -102,7 +104,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	if n, err := s.store.countClients(r.Context()); err != nil {
+	if n, err := s.store.CountClients(r.Context()); err != nil {
 		return nil, serverError(err)
 	} else if n >= maxClients {
 		return nil, &oauthError{Code: "temporarily_unavailable", Description: "too many registered clients, try later",
@@ -115,7 +117,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 		secret = newSecret()
 		c.SecretHash = hashSecret(secret)
 	}
-	if err := s.store.createClient(r.Context(), c); err != nil {
+	if err := s.store.CreateClient(r.Context(), c); err != nil {
 		return nil, serverError(err)
 	}
 	resp := &registerResponse{
@@ -137,7 +139,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 }
 
 // newClientFromMetadata validates registration metadata.
-func newClientFromMetadata(req *registerRequest) (*client, error) {
+func newClientFromMetadata(req *registerRequest) (*authstore.Client, error) {
 	if len(req.RedirectURIs) == 0 {
 		return nil, badRequestError("invalid_redirect_uri", "redirect_uris is required")
 	}
@@ -149,7 +151,7 @@ func newClientFromMetadata(req *registerRequest) (*client, error) {
 			return nil, badRequestError("invalid_redirect_uri", err.Error())
 		}
 	}
-	c := &client{
+	c := &authstore.Client{
 		RedirectURIs:  slices.Compact(slices.Clone(req.RedirectURIs)),
 		AuthMethod:    req.TokenEndpointAuthMethod,
 		GrantTypes:    req.GrantTypes,

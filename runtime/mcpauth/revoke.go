@@ -55,7 +55,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if len(token) != 43 {
 		return nil
 	}
-	grantID, err := s.store.revokeToken(ctx, hashSecret(token), c.ID, s.now())
+	grantID, err := s.store.RevokeToken(ctx, hashSecret(token), c.ID, s.now())
 	if grantID != "" || err != nil {
 		s.cache.invalidate()
 	}

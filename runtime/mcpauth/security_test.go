@@ -1554,7 +1554,7 @@ func TestG2_AudienceEnforced(t *testing.T) {
 	a := newEnv(t)
 	// A second resource server sharing the same storage: a token issued for
 	// a's resource must not work at b's.
-	b := newEnv(t, func(cfg *mcpauth.Config) { cfg.DBPath, cfg.UsersPath = a.dbPath, a.usersPath })
+	b := newEnv(t, func(cfg *mcpauth.Config) { cfg.Database, cfg.UsersPath = a.dbPath, a.usersPath })
 	c := a.register(nil)
 	tok := a.tokens(c)
 	if !a.live(tok.AccessToken) {
@@ -2497,7 +2497,7 @@ func startServe(t *testing.T) (base, addr string) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.txt")
 	writeUsers(t, users, testUsers)
-	s, err := mcpauth.New(mcpauth.Config{BaseURL: "http://" + addr, DBPath: filepath.Join(dir, "auth.db"), UsersPath: users,
+	s, err := mcpauth.New(mcpauth.Config{BaseURL: "http://" + addr, Database: filepath.Join(dir, "auth.db"), UsersPath: users,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newMCPServer())
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 const maxTokenBody = 64 << 10
@@ -141,7 +143,7 @@ func presentedClientID(r *http.Request, form url.Values) string {
 }
 
 // grant runs the grant the form asks for, for the authenticated client c.
-func (s *Server) grant(r *http.Request, c *client, form url.Values) (*tokenResponse, error) {
+func (s *Server) grant(r *http.Request, c *authstore.Client, form url.Values) (*tokenResponse, error) {
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
 		return s.exchangeCode(r.Context(), c, form)
@@ -185,7 +187,7 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, 
 // the body), or none (client_id only). Confidential clients may use either
 // secret method; public clients must not present a secret (an empty
 // client_secret, or Basic credentials with an empty secret, count as none).
-func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, error) {
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*authstore.Client, error) {
 	id, secret := form.Get("client_id"), form.Get("client_secret")
 	basic := false
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -206,8 +208,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*client, 
 	// Clients described by a metadata document were stored when they were
 	// authorized; the token and revocation endpoints use that record
 	// rather than fetch the document again.
-	c, err := s.store.getClient(r.Context(), id)
-	if errors.Is(err, errNotFound) {
+	c, err := s.store.Client(r.Context(), id)
+	if errors.Is(err, authstore.ErrNotFound) {
 		c, err = nil, nil
 	}
 	if err != nil {
@@ -256,7 +258,7 @@ func parseBasic(h string) (id, secret string, ok bool) {
 
 var errBadGrant = badRequestError("invalid_grant", "the authorization code is invalid, expired or already used")
 
-func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (*tokenResponse, error) {
+func (s *Server) exchangeCode(ctx context.Context, c *authstore.Client, form url.Values) (*tokenResponse, error) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, badRequestError("invalid_request", "code is required")
@@ -264,8 +266,8 @@ func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (
 	if len(code) != 43 {
 		return nil, errBadGrant
 	}
-	ac, err := s.store.getCode(ctx, hashSecret(code))
-	if errors.Is(err, errNotFound) {
+	ac, err := s.store.Code(ctx, hashSecret(code))
+	if errors.Is(err, authstore.ErrNotFound) {
 		return nil, errBadGrant
 	}
 	if err != nil {
@@ -300,15 +302,15 @@ func (s *Server) exchangeCode(ctx context.Context, c *client, form url.Values) (
 		return nil, badRequestError("invalid_grant", "the user's account has changed; sign in again")
 	}
 	access, refresh := newSecret(), ""
-	t := &issued{AccessHash: hashSecret(access), AccessScope: ac.Scope, AccessExpires: now.Add(s.cfg.AccessTTL)}
+	t := &authstore.Tokens{AccessHash: hashSecret(access), AccessScope: ac.Scope, AccessExpires: now.Add(s.cfg.AccessTTL)}
 	if slices.Contains(c.GrantTypes, "refresh_token") {
 		refresh = newSecret()
 		t.RefreshHash = hashSecret(refresh)
 		t.RefreshExpires = now.Add(s.cfg.RefreshTTL)
 	}
-	g := &grant{ID: ac.GrantID, ClientID: c.ID, User: ac.User, Scope: ac.Scope, Resource: ac.Resource,
+	g := &authstore.Grant{ID: ac.GrantID, ClientID: c.ID, User: ac.User, Scope: ac.Scope, Resource: ac.Resource,
 		Stamp: ac.Stamp, ExpiresAt: now.Add(s.maxGrantAge())}
-	ok, err := s.store.redeemCode(ctx, ac.Hash, g, t, now)
+	ok, err := s.store.RedeemCode(ctx, ac.Hash, g, t, now)
 	if err != nil {
 		return nil, serverError(err)
 	}
@@ -357,7 +359,7 @@ func (s *Server) userCurrent(user, stamp string) bool {
 
 var errBadRefresh = badRequestError("invalid_grant", "the refresh token is invalid, expired or revoked")
 
-func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*tokenResponse, error) {
+func (s *Server) refresh(ctx context.Context, c *authstore.Client, form url.Values) (*tokenResponse, error) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return nil, badRequestError("invalid_request", "refresh_token is required")
@@ -366,8 +368,8 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 		return nil, errBadRefresh
 	}
 	hash := hashSecret(rt)
-	info, err := s.store.getRefresh(ctx, hash)
-	if errors.Is(err, errNotFound) {
+	info, err := s.store.Refresh(ctx, hash)
+	if errors.Is(err, authstore.ErrNotFound) {
 		return nil, errBadRefresh
 	}
 	if err != nil {
@@ -405,19 +407,19 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 		return nil, badRequestError("invalid_grant", "the user's account has changed; sign in again")
 	}
 	access, next := newSecret(), s.successor(rt)
-	t := &issued{
+	t := &authstore.Tokens{
 		AccessHash: hashSecret(access), AccessScope: scope, AccessExpires: now.Add(s.cfg.AccessTTL),
 		RefreshHash: hashSecret(next), RefreshExpires: minTime(now.Add(s.cfg.RefreshTTL), info.Grant.ExpiresAt),
 	}
-	out, err := s.store.rotateRefresh(ctx, hash, t, s.cfg.RefreshGrace, now)
+	out, err := s.store.RotateRefresh(ctx, hash, t, s.cfg.RefreshGrace, now)
 	if err != nil {
 		return nil, serverError(err)
 	}
 	switch out {
-	case rotated, retried:
+	case authstore.Rotated, authstore.Retried:
 		return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
 			RefreshToken: next, Scope: scope}, nil
-	case reused:
+	case authstore.Reused:
 		s.cache.invalidate()
 		s.log.WarnContext(ctx, "refresh token reused after rotation; grant revoked", "client_id", c.ID, "user", info.Grant.User)
 	}
@@ -426,7 +428,7 @@ func (s *Server) refresh(ctx context.Context, c *client, form url.Values) (*toke
 
 // successor derives the refresh token that replaces rt.
 func (s *Server) successor(rt string) string {
-	m := hmac.New(sha256.New, s.store.rotationKey())
+	m := hmac.New(sha256.New, s.store.RotationKey())
 	m.Write([]byte("mcpauth refresh successor\x00"))
 	m.Write([]byte(rt))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
@@ -441,7 +443,7 @@ func minTime(a, b time.Time) time.Time {
 
 // revokeGrant revokes every token of a grant and drops cached validations.
 func (s *Server) revokeGrant(ctx context.Context, grantID string, now time.Time) error {
-	err := s.store.revokeGrant(ctx, grantID, now)
+	err := s.store.RevokeGrant(ctx, grantID, now)
 	s.cache.invalidate()
 	return err
 }

@@ -1,4 +1,4 @@
-package mcpauth
+package authstore
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// The SQLite store. Every connection gets the pragmas from the DSN: WAL (so
+// The SQLite engine. Every connection gets the pragmas from the DSN: WAL (so
 // readers never block the writer), a busy timeout, synchronous=FULL (a commit
 // that was acknowledged survives power loss: a consumed code or a rotated
 // refresh token never comes back), foreign keys, and BEGIN IMMEDIATE for
@@ -30,13 +30,10 @@ const dsnParams = "&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate" +
 	"&_pragma=mmap_size(268435456)"
 
-// defaultLockTimeout is how long a statement waits for the database lock.
-const defaultLockTimeout = 3 * time.Second
-
-// migrations are the schema steps, numbered from 1 by their index + 1. The
+// sqliteMigrations are the schema steps, numbered from 1 by their index + 1. The
 // database records how many have run in PRAGMA user_version. Steps are
 // forward-only and never edited once released: add a new step instead.
-var migrations = []string{
+var sqliteMigrations = []string{
 	// 1: clients, codes, grants, tokens.
 	`CREATE TABLE clients (
 		id             TEXT PRIMARY KEY,
@@ -105,7 +102,7 @@ const (
 	kindRefresh = 2
 )
 
-// sqliteStore implements store on a SQLite file.
+// sqliteStore implements Store on a SQLite file.
 type sqliteStore struct {
 	db  *sql.DB
 	key []byte
@@ -113,18 +110,18 @@ type sqliteStore struct {
 	lookupAccessStmt *sql.Stmt
 }
 
-var _ store = (*sqliteStore)(nil)
+var _ Store = (*sqliteStore)(nil)
 
 // openSQLite opens (creating it with mode 0600 if needed) and migrates the
 // database at path.
 func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
-	return openSQLiteWith(ctx, path, len(migrations), defaultLockTimeout)
+	return openSQLiteWith(ctx, path, len(sqliteMigrations), DefaultLockTimeout)
 }
 
 // openSQLiteAt is openSQLite migrating only up to version; tests use it to
 // build databases at earlier schema versions.
 func openSQLiteAt(ctx context.Context, path string, version int) (*sqliteStore, error) {
-	return openSQLiteWith(ctx, path, version, defaultLockTimeout)
+	return openSQLiteWith(ctx, path, version, DefaultLockTimeout)
 }
 
 // openSQLiteWith is openSQLite with a schema version and the time a
@@ -247,13 +244,13 @@ func migrateStep(ctx context.Context, db *sql.DB, version int) (done bool, err e
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
 		return false, fmt.Errorf("read schema version: %w", err)
 	}
-	if current > len(migrations) {
-		return false, fmt.Errorf("schema version %d is newer than this program knows (%d); upgrade the server", current, len(migrations))
+	if current > len(sqliteMigrations) {
+		return false, fmt.Errorf("schema version %d is newer than this program knows (%d); upgrade the server", current, len(sqliteMigrations))
 	}
 	if current >= version {
 		return true, nil
 	}
-	if _, err := tx.ExecContext(ctx, migrations[current]); err != nil {
+	if _, err := tx.ExecContext(ctx, sqliteMigrations[current]); err != nil {
 		return false, fmt.Errorf("migrate to schema version %d: %w", current+1, err)
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", current+1)); err != nil {
@@ -282,9 +279,20 @@ func (s *sqliteStore) loadKey(ctx context.Context) error {
 	})
 }
 
-func (s *sqliteStore) rotationKey() []byte { return s.key }
+func (s *sqliteStore) RotationKey() []byte { return s.key }
 
-func (s *sqliteStore) close() error {
+func (s *sqliteStore) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// unavailable reports whether err means the database is locked or busy.
+func (s *sqliteStore) unavailable(err error) bool { return isBusy(err) }
+
+func (s *sqliteStore) Close() error {
 	if s.lookupAccessStmt != nil {
 		s.lookupAccessStmt.Close()
 	}
@@ -304,7 +312,7 @@ func isBusy(err error) bool {
 }
 
 // write runs fn in a BEGIN IMMEDIATE transaction, retrying once with jitter
-// while the database is busy, and returns errBusy if it stays busy. With
+// while the database is busy, and returns ErrUnavailable if it stays busy. With
 // the default 3 s lock timeout a client waits at most about 6 s for its
 // 503, well within common HTTP client timeouts.
 func (s *sqliteStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
@@ -324,7 +332,7 @@ func (s *sqliteStore) write(ctx context.Context, fn func(tx *sql.Tx) error) erro
 			return err
 		}
 	}
-	return fmt.Errorf("%w: %v", errBusy, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 func (s *sqliteStore) tryWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
@@ -345,15 +353,15 @@ func fromMS(v int64) time.Time { return time.UnixMilli(v) }
 
 // listsJSON returns the client's list fields as the JSON arrays the clients
 // table stores. (Marshalling a []string cannot fail.)
-func (c *client) listsJSON() (redirectURIs, grantTypes, responseTypes string) {
+func listsJSON(c *Client) (redirectURIs, grantTypes, responseTypes string) {
 	uris, _ := json.Marshal(c.RedirectURIs)
 	grants, _ := json.Marshal(c.GrantTypes)
 	resp, _ := json.Marshal(c.ResponseTypes)
 	return string(uris), string(grants), string(resp)
 }
 
-func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
-	uris, grants, resp := c.listsJSON()
+func (s *sqliteStore) CreateClient(ctx context.Context, c *Client) error {
+	uris, grants, resp := listsJSON(c)
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO clients
 			(id, secret_hash, auth_method, redirect_uris, grant_types, response_types, client_name, scope, created_at)
@@ -366,8 +374,8 @@ func (s *sqliteStore) createClient(ctx context.Context, c *client) error {
 	})
 }
 
-func (s *sqliteStore) upsertClient(ctx context.Context, c *client) error {
-	uris, grants, resp := c.listsJSON()
+func (s *sqliteStore) SaveMetadataClient(ctx context.Context, c *Client) error {
+	uris, grants, resp := listsJSON(c)
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO clients
 			(id, secret_hash, auth_method, redirect_uris, grant_types, response_types, client_name, scope, created_at)
@@ -384,7 +392,7 @@ func (s *sqliteStore) upsertClient(ctx context.Context, c *client) error {
 	})
 }
 
-func (s *sqliteStore) countClients(ctx context.Context) (int, error) {
+func (s *sqliteStore) CountClients(ctx context.Context) (int, error) {
 	var n int
 	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM clients").Scan(&n); err != nil {
 		return 0, fmt.Errorf("count clients: %w", err)
@@ -392,15 +400,15 @@ func (s *sqliteStore) countClients(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func (s *sqliteStore) getClient(ctx context.Context, id string) (*client, error) {
-	var c client
+func (s *sqliteStore) Client(ctx context.Context, id string) (*Client, error) {
+	var c Client
 	var uris, grants, resp string
 	var created int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, auth_method, redirect_uris, grant_types,
 		response_types, client_name, scope, created_at FROM clients WHERE id = ?`, id).
 		Scan(&c.ID, &c.SecretHash, &c.AuthMethod, &uris, &grants, &resp, &c.Name, &c.Scope, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read client: %w", err)
@@ -414,7 +422,7 @@ func (s *sqliteStore) getClient(ctx context.Context, id string) (*client, error)
 	return &c, nil
 }
 
-func (s *sqliteStore) createCode(ctx context.Context, c *authCode, now time.Time) error {
+func (s *sqliteStore) CreateCode(ctx context.Context, c *Code, now time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO codes
 			(hash, grant_id, client_id, username, redirect_uri, code_challenge, scope, resource, stamp, created_at, expires_at)
@@ -428,8 +436,8 @@ func (s *sqliteStore) createCode(ctx context.Context, c *authCode, now time.Time
 	})
 }
 
-func (s *sqliteStore) getCode(ctx context.Context, hash []byte) (*authCode, error) {
-	var c authCode
+func (s *sqliteStore) Code(ctx context.Context, hash []byte) (*Code, error) {
+	var c Code
 	var expires int64
 	var used sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT hash, grant_id, client_id, username, redirect_uri, code_challenge,
@@ -437,7 +445,7 @@ func (s *sqliteStore) getCode(ctx context.Context, hash []byte) (*authCode, erro
 		Scan(&c.Hash, &c.GrantID, &c.ClientID, &c.User, &c.RedirectURI, &c.CodeChallenge,
 			&c.Scope, &c.Resource, &c.Stamp, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read code: %w", err)
@@ -447,7 +455,7 @@ func (s *sqliteStore) getCode(ctx context.Context, hash []byte) (*authCode, erro
 	return &c, nil
 }
 
-func (s *sqliteStore) redeemCode(ctx context.Context, hash []byte, g *grant, t *issued, now time.Time) (bool, error) {
+func (s *sqliteStore) RedeemCode(ctx context.Context, hash []byte, g *Grant, t *Tokens, now time.Time) (bool, error) {
 	var ok bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		ok = false
@@ -476,7 +484,7 @@ func (s *sqliteStore) redeemCode(ctx context.Context, hash []byte, g *grant, t *
 }
 
 // insertPair stores an access token and, if t has one, a refresh token.
-func insertPair(ctx context.Context, tx *sql.Tx, grantID, grantScope string, t *issued, now time.Time) error {
+func insertPair(ctx context.Context, tx *sql.Tx, grantID, grantScope string, t *Tokens, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, grant_id, scope, created_at, expires_at)
 		VALUES (?, 1, ?, ?, ?, ?)`, t.AccessHash, grantID, t.AccessScope, ms(now), ms(t.AccessExpires)); err != nil {
 		return fmt.Errorf("insert access token: %w", err)
@@ -491,7 +499,7 @@ func insertPair(ctx context.Context, tx *sql.Tx, grantID, grantScope string, t *
 	return nil
 }
 
-func (s *sqliteStore) revokeGrant(ctx context.Context, grantID string, now time.Time) error {
+func (s *sqliteStore) RevokeGrant(ctx context.Context, grantID string, now time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(now), grantID)
 		if err != nil {
@@ -507,14 +515,14 @@ const selectRefresh = `SELECT t.hash, t.expires_at, t.used_at, t.revoked_at IS N
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanRefresh(row rowScanner) (*refreshInfo, error) {
-	var r refreshInfo
+func scanRefresh(row rowScanner) (*RefreshToken, error) {
+	var r RefreshToken
 	var expires, gCreated, gExpires int64
 	var used sql.NullInt64
 	err := row.Scan(&r.Hash, &expires, &used, &r.Revoked, &r.Grant.ID, &r.Grant.ClientID, &r.Grant.User,
 		&r.Grant.Scope, &r.Grant.Resource, &r.Grant.Stamp, &gCreated, &gExpires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read refresh token: %w", err)
@@ -528,23 +536,23 @@ func scanRefresh(row rowScanner) (*refreshInfo, error) {
 	return &r, nil
 }
 
-func (s *sqliteStore) getRefresh(ctx context.Context, hash []byte) (*refreshInfo, error) {
+func (s *sqliteStore) Refresh(ctx context.Context, hash []byte) (*RefreshToken, error) {
 	return scanRefresh(s.db.QueryRowContext(ctx, selectRefresh, hash))
 }
 
-func (s *sqliteStore) rotateRefresh(ctx context.Context, oldHash []byte, t *issued, grace time.Duration, now time.Time) (rotation, error) {
-	var out rotation
+func (s *sqliteStore) RotateRefresh(ctx context.Context, oldHash []byte, t *Tokens, grace time.Duration, now time.Time) (Rotation, error) {
+	var out Rotation
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		old, err := scanRefresh(tx.QueryRowContext(ctx, selectRefresh, oldHash))
-		if errors.Is(err, errNotFound) {
-			out = dead
+		if errors.Is(err, ErrNotFound) {
+			out = Dead
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 		if old.Revoked || !now.Before(old.ExpiresAt) || !now.Before(old.Grant.ExpiresAt) {
-			out = dead
+			out = Dead
 			return nil
 		}
 		if old.UsedAt.IsZero() {
@@ -555,7 +563,7 @@ func (s *sqliteStore) rotateRefresh(ctx context.Context, oldHash []byte, t *issu
 			if err := insertPair(ctx, tx, old.Grant.ID, old.Grant.Scope, t, now); err != nil {
 				return err
 			}
-			out = rotated
+			out = Rotated
 			return nil
 		}
 		// Used before: a retry is allowed while the successor is unused and
@@ -573,26 +581,26 @@ func (s *sqliteStore) rotateRefresh(ctx context.Context, oldHash []byte, t *issu
 			if err := insertPair(ctx, tx, old.Grant.ID, old.Grant.Scope, &t2, now); err != nil {
 				return err
 			}
-			out = retried
+			out = Retried
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
 			ms(now), old.Grant.ID); err != nil {
 			return fmt.Errorf("revoke grant: %w", err)
 		}
-		out = reused
+		out = Reused
 		return nil
 	})
 	return out, err
 }
 
-func (s *sqliteStore) lookupAccess(ctx context.Context, hash []byte, now time.Time) (*accessInfo, error) {
-	var a accessInfo
+func (s *sqliteStore) LookupAccess(ctx context.Context, hash []byte, now time.Time) (*Access, error) {
+	var a Access
 	var expires int64
 	err := s.lookupAccessStmt.QueryRowContext(ctx, hash, ms(now)).
 		Scan(&a.GrantID, &a.ClientID, &a.User, &a.Scope, &a.Resource, &a.Stamp, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up access token: %w", err)
@@ -601,7 +609,7 @@ func (s *sqliteStore) lookupAccess(ctx context.Context, hash []byte, now time.Ti
 	return &a, nil
 }
 
-func (s *sqliteStore) revokeToken(ctx context.Context, hash []byte, clientID string, now time.Time) (string, error) {
+func (s *sqliteStore) RevokeToken(ctx context.Context, hash []byte, clientID string, now time.Time) (string, error) {
 	var affected string
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		affected = ""
@@ -641,7 +649,7 @@ const clientIdleTTL = 30 * 24 * time.Hour
 // included: they are kept until then so a replay can still revoke), grants
 // that are revoked, expired or have no tokens left, and clients that have
 // had nothing for clientIdleTTL.
-func (s *sqliteStore) cleanup(ctx context.Context, now time.Time) error {
+func (s *sqliteStore) Cleanup(ctx context.Context, now time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM codes WHERE expires_at <= ?1`,

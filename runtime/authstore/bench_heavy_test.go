@@ -1,11 +1,11 @@
-package mcpauth
+package authstore
 
 // BenchmarkStoreLookupAccess measures the database side of the bearer
 // check, without the server's token cache, with 1k and 1M stored access
 // tokens (each lookup a token drawn uniformly from all of them). It
 // complements BenchmarkBearerLookup (package mcpauth_test), which goes
 // through HTTP and the cache. Databases are cached in
-// $TMPDIR/mcpauth-bench; delete it to rebuild.
+// $TMPDIR/authstore-bench; delete it to rebuild.
 
 import (
 	"context"
@@ -31,14 +31,14 @@ func BenchmarkStoreLookupAccess(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer s.close()
+			defer s.Close()
 			now := time.Now()
 			rng := rand.New(rand.NewPCG(3, 4))
 			b.ResetTimer()
 			cpu := storeCPUTime()
 			for b.Loop() {
 				h := sha256.Sum256([]byte(benchStoreToken(rng.IntN(n.n))))
-				if _, err := s.lookupAccess(ctx, h[:], now); err != nil {
+				if _, err := s.LookupAccess(ctx, h[:], now); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -60,11 +60,11 @@ func benchStoreToken(i int) string { return fmt.Sprintf("bench-store-token-%025d
 // ten), building and caching it on first use.
 func benchStoreDB(b *testing.B, n int) string {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), "mcpauth-bench")
+	dir := filepath.Join(os.TempDir(), "authstore-bench")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("store-%d-schema%d.db", n, len(migrations)))
+	path := filepath.Join(dir, fmt.Sprintf("store-%d-schema%d.db", n, len(sqliteMigrations)))
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
@@ -109,7 +109,7 @@ func benchStoreDB(b *testing.B, n int) string {
 	if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.close(); err != nil {
+	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
