@@ -42,12 +42,6 @@ func (c *checked) CreateClient(ctx context.Context, cl *Client) error {
 	return c.end("create_client", t, c.e.CreateClient(ctx, cl))
 }
 
-func (c *checked) CountClients(ctx context.Context) (int, error) {
-	t := c.begin()
-	n, err := c.e.CountClients(ctx)
-	return n, c.end("count_clients", t, err)
-}
-
 func (c *checked) SaveMetadataClient(ctx context.Context, cl *Client) error {
 	t := c.begin()
 	return c.end("save_metadata_client", t, c.e.SaveMetadataClient(ctx, cl))
@@ -105,9 +99,147 @@ func (c *checked) RevokeToken(ctx context.Context, hash []byte, clientID string,
 	return id, c.end("revoke_token", t, err)
 }
 
-func (c *checked) Cleanup(ctx context.Context, now time.Time) error {
+func (c *checked) Cleanup(ctx context.Context, now time.Time, unusedClientTTL time.Duration) error {
 	t := c.begin()
-	return c.end("cleanup", t, c.e.Cleanup(ctx, now))
+	return c.end("cleanup", t, c.e.Cleanup(ctx, now, unusedClientTTL))
+}
+
+func (c *checked) Stats(ctx context.Context, now time.Time) (Stats, error) {
+	t := c.begin()
+	st, err := c.e.Stats(ctx, now)
+	return st, c.end("stats", t, err)
+}
+
+func (c *checked) Grants(ctx context.Context, f GrantFilter, now time.Time) ([]GrantInfo, error) {
+	t := c.begin()
+	gs, err := c.e.Grants(ctx, f, now)
+	return gs, c.end("grants", t, err)
+}
+
+func (c *checked) RevokeGrants(ctx context.Context, f GrantFilter, now time.Time) (int, error) {
+	t := c.begin()
+	n, err := c.e.RevokeGrants(ctx, f, now)
+	return n, c.end("revoke_grants", t, err)
+}
+
+func (c *checked) TouchGrant(ctx context.Context, grantID string, now time.Time) error {
+	t := c.begin()
+	return c.end("touch_grant", t, c.e.TouchGrant(ctx, grantID, now))
+}
+
+func (c *checked) DeleteUserGrants(ctx context.Context, user string) (int, error) {
+	t := c.begin()
+	n, err := c.e.DeleteUserGrants(ctx, user)
+	return n, c.end("delete_user_grants", t, err)
+}
+
+func (c *checked) DeleteGrantsExcept(ctx context.Context, users map[string]string) (int, error) {
+	t := c.begin()
+	n, err := c.e.DeleteGrantsExcept(ctx, users)
+	return n, c.end("delete_grants_except", t, err)
+}
+
+func (c *checked) CreateSignIn(ctx context.Context, si *SignIn) error {
+	t := c.begin()
+	return c.end("create_sign_in", t, c.e.CreateSignIn(ctx, si))
+}
+
+func (c *checked) TakeSignIn(ctx context.Context, idHash, browserHash []byte, now time.Time) (*SignIn, error) {
+	t := c.begin()
+	si, err := c.e.TakeSignIn(ctx, idHash, browserHash, now)
+	return si, c.end("take_sign_in", t, err)
+}
+
+func (c *checked) Allow(ctx context.Context, l Limit, key string, now time.Time) (time.Duration, bool, error) {
+	t := c.begin()
+	d, ok, err := c.e.Allow(ctx, l, key, now)
+	return d, ok, c.end("allow", t, err)
+}
+
+func (c *checked) Add(ctx context.Context, l Limit, key string, now time.Time) error {
+	t := c.begin()
+	return c.end("add", t, c.e.Add(ctx, l, key, now))
+}
+
+func (c *checked) Blocked(ctx context.Context, l Limit, key string, now time.Time) (time.Duration, bool, error) {
+	t := c.begin()
+	d, b, err := c.e.Blocked(ctx, l, key, now)
+	return d, b, c.end("blocked", t, err)
+}
+
+func (c *checked) Undo(ctx context.Context, l Limit, key string, now time.Time) error {
+	t := c.begin()
+	return c.end("undo", t, c.e.Undo(ctx, l, key, now))
+}
+
+func (c *checked) Reset(ctx context.Context, l Limit, key string) error {
+	t := c.begin()
+	return c.end("reset", t, c.e.Reset(ctx, l, key))
+}
+
+func (c *checked) CreateSession(ctx context.Context, idHash []byte, user string, now time.Time) error {
+	t := c.begin()
+	return c.end("create_session", t, c.e.CreateSession(ctx, idHash, user, now))
+}
+
+func (c *checked) Session(ctx context.Context, idHash []byte, now time.Time) (string, error) {
+	t := c.begin()
+	u, err := c.e.Session(ctx, idHash, now)
+	return u, c.end("session", t, err)
+}
+
+func (c *checked) TouchSession(ctx context.Context, idHash []byte, now time.Time) error {
+	t := c.begin()
+	return c.end("touch_session", t, c.e.TouchSession(ctx, idHash, now))
+}
+
+func (c *checked) EndSession(ctx context.Context, idHash []byte) (bool, error) {
+	t := c.begin()
+	ok, err := c.e.EndSession(ctx, idHash)
+	return ok, c.end("end_session", t, err)
+}
+
+func (c *checked) CreateWebSession(ctx context.Context, ws *WebSession) error {
+	t := c.begin()
+	return c.end("create_web_session", t, c.e.CreateWebSession(ctx, ws))
+}
+
+func (c *checked) WebSession(ctx context.Context, idHash []byte, now time.Time) (*WebSession, error) {
+	t := c.begin()
+	ws, err := c.e.WebSession(ctx, idHash, now)
+	return ws, c.end("web_session", t, err)
+}
+
+func (c *checked) EndWebSession(ctx context.Context, idHash []byte) error {
+	t := c.begin()
+	return c.end("end_web_session", t, c.e.EndWebSession(ctx, idHash))
+}
+
+func (c *checked) Epoch(ctx context.Context) (uint64, error) {
+	t := c.begin()
+	n, err := c.e.Epoch(ctx)
+	return n, c.end("epoch", t, err)
+}
+
+func (c *checked) Ack(ctx context.Context, id string, epoch uint64) error {
+	t := c.begin()
+	return c.end("ack", t, c.e.Ack(ctx, id, epoch))
+}
+
+func (c *checked) Lagging(ctx context.Context, self string, epoch uint64, lease time.Duration) (int, error) {
+	t := c.begin()
+	n, err := c.e.Lagging(ctx, self, epoch, lease)
+	return n, c.end("lagging", t, err)
+}
+
+func (c *checked) LeaveReplica(ctx context.Context, id string) error {
+	t := c.begin()
+	return c.end("leave_replica", t, c.e.LeaveReplica(ctx, id))
+}
+
+func (c *checked) WatchEpochs(ctx context.Context) (<-chan struct{}, error) {
+	ch, err := c.e.WatchEpochs(ctx)
+	return ch, c.end("watch_epochs", c.begin(), err)
 }
 
 func (c *checked) RotationKey() []byte { return c.e.RotationKey() }

@@ -21,6 +21,10 @@ type Options struct {
 	// (default DefaultLockTimeout).
 	LockTimeout time.Duration
 
+	// Limits bounds the tables that unauthenticated requests can grow
+	// (zero fields: DefaultLimits).
+	Limits Limits
+
 	// Observe, if not nil, is called after every Store method with the
 	// operation's name (the method name in snake_case, e.g.
 	// "lookup_access", "rotate_refresh"), how long it took and the error it
@@ -37,6 +41,7 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	var (
 		e   engine
 		err error
@@ -47,7 +52,7 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	case isPostgres(dsn):
 		return nil, fmt.Errorf("authstore: %s: PostgreSQL is not supported by this build", Redact(dsn))
 	default:
-		e, err = openSQLiteWith(ctx, dsn, len(sqliteMigrations), opts.LockTimeout)
+		e, err = openSQLiteWith(ctx, dsn, len(sqliteMigrations), opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authstore: %w", err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"os"
 	"strings"
@@ -94,6 +95,106 @@ var sqliteMigrations = []string{
 
 	// 3: find a client's grants (unused-client cleanup).
 	`CREATE INDEX grants_client ON grants(client_id);`,
+
+	// 4: the state shared by replicas, and bounds on what strangers can
+	// grow. Times are milliseconds since the Unix epoch. sizes counts the
+	// rows of the bounded tables (kept by triggers, so a cap check is one
+	// primary-key read, not a count over the table).
+	`ALTER TABLE clients ADD COLUMN used_at INTEGER;
+	UPDATE clients SET used_at = created_at
+		WHERE EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.id)
+		   OR EXISTS (SELECT 1 FROM codes c WHERE c.client_id = clients.id);
+	CREATE INDEX clients_unused ON clients(created_at) WHERE used_at IS NULL;
+	ALTER TABLE grants ADD COLUMN last_used_at INTEGER;
+	CREATE INDEX grants_user ON grants(username);
+
+	CREATE TABLE signins (
+		seq            INTEGER PRIMARY KEY,
+		id_hash        BLOB NOT NULL UNIQUE,
+		browser_hash   BLOB NOT NULL,
+		addr_key       TEXT NOT NULL,
+		client_id      TEXT NOT NULL,
+		client_name    TEXT NOT NULL,
+		redirect_uri   TEXT NOT NULL,
+		state          TEXT NOT NULL,
+		has_state      INTEGER NOT NULL,
+		code_challenge TEXT NOT NULL,
+		scope          TEXT NOT NULL,
+		resource       TEXT NOT NULL,
+		created_at     INTEGER NOT NULL,
+		expires_at     INTEGER NOT NULL
+	);
+	CREATE INDEX signins_addr ON signins(addr_key, seq);
+	CREATE INDEX signins_browser ON signins(browser_hash, seq);
+	CREATE INDEX signins_expires ON signins(expires_at);
+
+	CREATE TABLE throttles (
+		rule      TEXT NOT NULL,
+		key       BLOB NOT NULL,
+		count     INTEGER NOT NULL,
+		reset_at  INTEGER NOT NULL,
+		last_seen INTEGER NOT NULL,
+		PRIMARY KEY (rule, key)
+	) WITHOUT ROWID;
+	CREATE INDEX throttles_lru ON throttles(rule, last_seen);
+	CREATE INDEX throttles_reset ON throttles(reset_at);
+
+	CREATE TABLE sessions (
+		seq        INTEGER PRIMARY KEY,
+		id_hash    BLOB NOT NULL UNIQUE,
+		username   TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		last_used  INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_user ON sessions(username, last_used);
+	CREATE INDEX sessions_last_used ON sessions(last_used);
+
+	CREATE TABLE web_sessions (
+		seq        INTEGER PRIMARY KEY,
+		id_hash    BLOB NOT NULL UNIQUE,
+		username   TEXT NOT NULL,
+		stamp      TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX web_sessions_user ON web_sessions(username, seq);
+	CREATE INDEX web_sessions_expires ON web_sessions(expires_at);
+
+	CREATE TABLE epoch (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		n  INTEGER NOT NULL
+	);
+	INSERT INTO epoch (id, n) VALUES (1, 0);
+	CREATE TABLE replicas (
+		id          TEXT PRIMARY KEY,
+		acked_epoch INTEGER NOT NULL,
+		seen_at     INTEGER NOT NULL
+	);
+
+	CREATE TABLE sizes (
+		name TEXT PRIMARY KEY,
+		n    INTEGER NOT NULL
+	);
+	INSERT INTO sizes (name, n) VALUES ('clients', (SELECT count(*) FROM clients)), ('signins', 0);
+	CREATE TRIGGER clients_added AFTER INSERT ON clients BEGIN
+		UPDATE sizes SET n = n + 1 WHERE name = 'clients';
+	END;
+	CREATE TRIGGER clients_deleted AFTER DELETE ON clients BEGIN
+		UPDATE sizes SET n = n - 1 WHERE name = 'clients';
+	END;
+	CREATE TRIGGER signins_added AFTER INSERT ON signins BEGIN
+		UPDATE sizes SET n = n + 1 WHERE name = 'signins';
+	END;
+	CREATE TRIGGER signins_deleted AFTER DELETE ON signins BEGIN
+		UPDATE sizes SET n = n - 1 WHERE name = 'signins';
+	END;
+	CREATE TRIGGER throttles_added AFTER INSERT ON throttles BEGIN
+		INSERT INTO sizes (name, n) VALUES ('throttles/' || NEW.rule, 1)
+			ON CONFLICT (name) DO UPDATE SET n = n + 1;
+	END;
+	CREATE TRIGGER throttles_deleted AFTER DELETE ON throttles BEGIN
+		UPDATE sizes SET n = n - 1 WHERE name = 'throttles/' || OLD.rule;
+	END;`,
 }
 
 // Token kinds in the tokens table.
@@ -104,8 +205,9 @@ const (
 
 // sqliteStore implements Store on a SQLite file.
 type sqliteStore struct {
-	db  *sql.DB
-	key []byte
+	db     *sql.DB
+	key    []byte
+	limits Limits
 
 	lookupAccessStmt *sql.Stmt
 }
@@ -115,23 +217,26 @@ var _ Store = (*sqliteStore)(nil)
 // openSQLite opens (creating it with mode 0600 if needed) and migrates the
 // database at path.
 func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
-	return openSQLiteWith(ctx, path, len(sqliteMigrations), DefaultLockTimeout)
+	return openSQLiteWith(ctx, path, len(sqliteMigrations), Options{})
 }
 
 // openSQLiteAt is openSQLite migrating only up to version; tests use it to
 // build databases at earlier schema versions.
 func openSQLiteAt(ctx context.Context, path string, version int) (*sqliteStore, error) {
-	return openSQLiteWith(ctx, path, version, DefaultLockTimeout)
+	return openSQLiteWith(ctx, path, version, Options{})
 }
 
-// openSQLiteWith is openSQLite with a schema version and the time a
-// statement waits for the database lock (SQLite's busy_timeout).
-func openSQLiteWith(ctx context.Context, path string, version int, lockTimeout time.Duration) (*sqliteStore, error) {
-	db, err := openDB(path, lockTimeout)
+// openSQLiteWith is openSQLite with a schema version and options (of which
+// LockTimeout becomes SQLite's busy_timeout).
+func openSQLiteWith(ctx context.Context, path string, version int, opts Options) (*sqliteStore, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	db, err := openDB(path, opts.LockTimeout)
 	if err != nil {
 		return nil, err
 	}
-	s := &sqliteStore{db: db}
+	s := &sqliteStore{db: db, limits: opts.Limits.withDefaults()}
 	if err := s.init(ctx, version); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -202,7 +307,7 @@ func (s *sqliteStore) init(ctx context.Context, version int) error {
 	if err := migrate(ctx, s.db, version); err != nil {
 		return err
 	}
-	if version < 2 {
+	if version < len(sqliteMigrations) {
 		return nil // test databases at old versions are not used as stores
 	}
 	if err := s.loadKey(ctx); err != nil {
@@ -370,8 +475,30 @@ func (s *sqliteStore) CreateClient(ctx context.Context, c *Client) error {
 		if err != nil {
 			return fmt.Errorf("insert client: %w", err)
 		}
-		return nil
+		return s.evictClients(ctx, tx, c.ID)
 	})
+}
+
+// evictClients deletes the oldest never-used clients (never keep) while
+// there are more than Limits.Clients, or fails with ErrFull.
+func (s *sqliteStore) evictClients(ctx context.Context, tx *sql.Tx, keep string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT n FROM sizes WHERE name = 'clients'`).Scan(&n); err != nil {
+		return fmt.Errorf("count clients: %w", err)
+	}
+	over := n - s.limits.Clients
+	if over <= 0 {
+		return nil
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id IN (
+		SELECT id FROM clients WHERE used_at IS NULL AND id <> ? ORDER BY created_at, id LIMIT ?)`, keep, over)
+	if err != nil {
+		return fmt.Errorf("evict unused clients: %w", err)
+	}
+	if deleted, err := res.RowsAffected(); err != nil || deleted < int64(over) {
+		return fmt.Errorf("%w: %d clients are registered and every one has been used", ErrFull, n-1)
+	}
+	return nil
 }
 
 func (s *sqliteStore) SaveMetadataClient(ctx context.Context, c *Client) error {
@@ -392,21 +519,14 @@ func (s *sqliteStore) SaveMetadataClient(ctx context.Context, c *Client) error {
 	})
 }
 
-func (s *sqliteStore) CountClients(ctx context.Context) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM clients").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count clients: %w", err)
-	}
-	return n, nil
-}
-
 func (s *sqliteStore) Client(ctx context.Context, id string) (*Client, error) {
 	var c Client
 	var uris, grants, resp string
 	var created int64
+	var used sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, auth_method, redirect_uris, grant_types,
-		response_types, client_name, scope, created_at FROM clients WHERE id = ?`, id).
-		Scan(&c.ID, &c.SecretHash, &c.AuthMethod, &uris, &grants, &resp, &c.Name, &c.Scope, &created)
+		response_types, client_name, scope, created_at, used_at FROM clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &c.AuthMethod, &uris, &grants, &resp, &c.Name, &c.Scope, &created, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -419,6 +539,9 @@ func (s *sqliteStore) Client(ctx context.Context, id string) (*Client, error) {
 		return nil, fmt.Errorf("decode client %s: %w", id, err)
 	}
 	c.CreatedAt = fromMS(created)
+	if used.Valid {
+		c.UsedAt = fromMS(used.Int64)
+	}
 	return &c, nil
 }
 
@@ -431,6 +554,10 @@ func (s *sqliteStore) CreateCode(ctx context.Context, c *Code, now time.Time) er
 			ms(now), ms(c.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("insert code: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE clients SET used_at = ? WHERE id = ? AND used_at IS NULL`,
+			ms(now), c.ClientID); err != nil {
+			return fmt.Errorf("mark client used: %w", err)
 		}
 		return nil
 	})
@@ -505,7 +632,7 @@ func (s *sqliteStore) RevokeGrant(ctx context.Context, grantID string, now time.
 		if err != nil {
 			return fmt.Errorf("revoke grant: %w", err)
 		}
-		return nil
+		return bumpEpoch(ctx, tx)
 	})
 }
 
@@ -589,7 +716,7 @@ func (s *sqliteStore) RotateRefresh(ctx context.Context, oldHash []byte, t *Toke
 			return fmt.Errorf("revoke grant: %w", err)
 		}
 		out = Reused
-		return nil
+		return bumpEpoch(ctx, tx)
 	})
 	return out, err
 }
@@ -635,7 +762,7 @@ func (s *sqliteStore) RevokeToken(ctx context.Context, hash []byte, clientID str
 		if err != nil {
 			return fmt.Errorf("revoke token: %w", err)
 		}
-		return nil
+		return bumpEpoch(ctx, tx)
 	})
 	return affected, err
 }
@@ -645,11 +772,19 @@ func (s *sqliteStore) RevokeToken(ctx context.Context, hash []byte, clientID str
 // registration cannot grow the database without bound.
 const clientIdleTTL = 30 * 24 * time.Hour
 
-// cleanup deletes expired tokens, codes past their expiry (consumed ones
+// replicaGone is how long a replica that stopped acknowledging is listed.
+const replicaGone = time.Hour
+
+// Cleanup deletes expired tokens, codes past their expiry (consumed ones
 // included: they are kept until then so a replay can still revoke), grants
-// that are revoked, expired or have no tokens left, and clients that have
-// had nothing for clientIdleTTL.
-func (s *sqliteStore) Cleanup(ctx context.Context, now time.Time) error {
+// that are revoked, expired or have no tokens left, clients that have had
+// nothing for clientIdleTTL or were never used within unusedClientTTL, and
+// every other row past its time.
+func (s *sqliteStore) Cleanup(ctx context.Context, now time.Time, unusedClientTTL time.Duration) error {
+	unusedBefore := int64(math.MinInt64) // keep never-used clients
+	if unusedClientTTL > 0 {
+		unusedBefore = ms(now.Add(-unusedClientTTL))
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM codes WHERE expires_at <= ?1`,
@@ -660,11 +795,46 @@ func (s *sqliteStore) Cleanup(ctx context.Context, now time.Time) error {
 			`DELETE FROM clients WHERE created_at <= ?2
 				AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.id)
 				AND NOT EXISTS (SELECT 1 FROM codes c WHERE c.client_id = clients.id)`,
+			`DELETE FROM clients WHERE used_at IS NULL AND created_at <= ?3`,
+			`DELETE FROM signins WHERE expires_at <= ?1`,
+			`DELETE FROM throttles WHERE reset_at <= ?1`,
+			`DELETE FROM web_sessions WHERE expires_at <= ?1`,
+			`DELETE FROM replicas WHERE seen_at <= ?5`,
 		} {
-			if _, err := tx.ExecContext(ctx, q, ms(now), ms(now.Add(-clientIdleTTL))); err != nil {
+			if _, err := tx.ExecContext(ctx, q, ms(now), ms(now.Add(-clientIdleTTL)), unusedBefore,
+				ms(now.Add(-SessionIdle)), ms(now.Add(-replicaGone))); err != nil {
 				return fmt.Errorf("cleanup: %w", err)
 			}
 		}
+		// Idle sessions end: replicas drop them from their caches.
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE last_used <= ?`, ms(now.Add(-SessionIdle)))
+		if err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return bumpEpoch(ctx, tx)
+		}
 		return nil
 	})
+}
+
+func (s *sqliteStore) Stats(ctx context.Context, now time.Time) (Stats, error) {
+	var st Stats
+	if err := s.db.QueryRowContext(ctx, `SELECT n FROM sizes WHERE name = 'clients'`).Scan(&st.Clients); err != nil {
+		return st, fmt.Errorf("count clients: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM grants WHERE revoked_at IS NULL AND expires_at > ?`,
+		ms(now)).Scan(&st.Grants); err != nil {
+		return st, fmt.Errorf("count grants: %w", err)
+	}
+	return st, nil
+}
+
+// bumpEpoch increments the revocation epoch; every revoking write calls
+// it in its own transaction.
+func bumpEpoch(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE epoch SET n = n + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("bump revocation epoch: %w", err)
+	}
+	return nil
 }

@@ -79,6 +79,9 @@ func TestMigrations(t *testing.T) {
 				if err != nil || c.Name != "old client" || c.RedirectURIs[0] != "http://127.0.0.1/cb" {
 					t.Fatalf("client after migration: %+v, %v", c, err)
 				}
+				if v < 4 && c.UsedAt.IsZero() {
+					t.Error("a client with a grant is not marked used after migration")
+				}
 				info, err := s.LookupAccess(ctx, []byte{1}, time.Now())
 				if err != nil || info.User != "alice" {
 					t.Fatalf("token after migration: %+v, %v", info, err)

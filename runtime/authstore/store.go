@@ -59,6 +59,10 @@ var ErrNotFound = errors.New("authstore: not found")
 // retried later.
 var ErrUnavailable = errors.New("authstore: database unavailable")
 
+// ErrFull is returned when a bounded table is full of rows that may not be
+// evicted (for example, every registered client has been used).
+var ErrFull = errors.New("authstore: full")
+
 // Store is the database. Its methods are safe for concurrent use. Times are
 // passed in by the caller (its clock, which tests move) and stored with
 // millisecond precision.
@@ -69,19 +73,31 @@ type Store interface {
 	ClientStore
 	CodeStore
 	TokenStore
+	GrantStore
+	SignInStore
+	ThrottleStore
+	SessionStore
+	WebSessionStore
+	Revocations
 	Maintenance
 }
 
 // ClientStore holds registered clients (dynamic client registration, RFC
 // 7591, and clients described by a metadata document).
+//
+// Open registration lets anyone add clients, so the table is bounded: a
+// client that never had a code issued is "never used"; never-used clients
+// expire (see [Maintenance.Cleanup]) and, when the table holds
+// [Limits.Clients] clients, registering one evicts the oldest never-used
+// ones instead of refusing everyone.
 type ClientStore interface {
-	// CreateClient stores a newly registered client. Its ID is new.
+	// CreateClient stores a newly registered client. Its ID is new. At the
+	// cap it first evicts the oldest never-used clients; if every client
+	// has been used it returns ErrFull.
 	CreateClient(ctx context.Context, c *Client) error
-	// CountClients returns the number of stored clients.
-	CountClients(ctx context.Context) (int, error)
 	// SaveMetadataClient stores or replaces a client described by a client
 	// ID metadata document (a public client whose ID is an https URL), so
-	// that codes and grants can refer to it.
+	// that codes and grants can refer to it. It keeps UsedAt.
 	SaveMetadataClient(ctx context.Context, c *Client) error
 	// Client returns the client with this ID, or ErrNotFound.
 	Client(ctx context.Context, id string) (*Client, error)
@@ -89,7 +105,8 @@ type ClientStore interface {
 
 // CodeStore holds authorization codes and turns them into grants.
 type CodeStore interface {
-	// CreateCode stores an authorization code issued at now.
+	// CreateCode stores an authorization code issued at now, and marks its
+	// client used (it no longer expires unused).
 	CreateCode(ctx context.Context, c *Code, now time.Time) error
 	// Code returns the code with this hash, used or not (a used code is
 	// kept until it expires, so that a replay can be detected), or
@@ -140,9 +157,13 @@ type TokenStore interface {
 type Maintenance interface {
 	// Cleanup deletes what has expired at now: tokens, codes (consumed
 	// codes are kept until they expire, so a replay can still revoke),
-	// grants that are revoked, expired or have nothing left, and clients
-	// that have had nothing for a long time.
-	Cleanup(ctx context.Context, now time.Time) error
+	// grants that are revoked, expired or have nothing left, pending
+	// sign-ins, throttle windows that have ended, idle MCP sessions,
+	// web sessions, replicas gone for an hour, and clients never used
+	// within unusedClientTTL of their registration (zero: keep them).
+	Cleanup(ctx context.Context, now time.Time, unusedClientTTL time.Duration) error
+	// Stats counts what the operator's gauges show. It is cheap.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
 	// RotationKey is the server's 32-byte secret for deriving successor
 	// refresh tokens. It is created on first use and never changes.
 	RotationKey() []byte
@@ -150,6 +171,12 @@ type Maintenance interface {
 	Ping(ctx context.Context) error
 	// Close releases the database. The Store must not be used afterwards.
 	Close() error
+}
+
+// Stats are the sizes an operator watches.
+type Stats struct {
+	Clients int // registered clients
+	Grants  int // live grants: not revoked, not expired
 }
 
 // Client is a registered OAuth client.
@@ -163,6 +190,9 @@ type Client struct {
 	Name          string
 	Scope         string
 	CreatedAt     time.Time
+	// UsedAt is when a code was first issued to the client; zero while
+	// the client was never used. It is set by CreateCode.
+	UsedAt time.Time
 	// Metadata is true for clients described by a client ID metadata
 	// document; they are stored only once a user authorizes them, so that
 	// codes and grants can refer to them.

@@ -112,6 +112,10 @@ type Config struct {
 	LockTimeout time.Duration
 	// CleanupInterval is how often expired rows are deleted (default 10m).
 	CleanupInterval time.Duration
+	// UnusedClientTTL is how long a registered client that was never used
+	// (no code was ever issued to it) is kept (default 24h). Open
+	// registration lets anyone add clients; this is how they go away.
+	UnusedClientTTL time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 	// AllowLoopbackClientMetadata lets client ID metadata documents be
@@ -238,6 +242,9 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.LockTimeout <= 0 {
 		cfg.LockTimeout = authstore.DefaultLockTimeout
 	}
+	if cfg.UnusedClientTTL <= 0 {
+		cfg.UnusedClientTTL = 24 * time.Hour
+	}
 	if cfg.CleanupInterval <= 0 {
 		cfg.CleanupInterval = 10 * time.Minute
 	}
@@ -340,7 +347,7 @@ func (s *Server) cleanupLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if err := s.store.Cleanup(context.Background(), s.now()); err != nil {
+			if err := s.store.Cleanup(context.Background(), s.now(), s.cfg.UnusedClientTTL); err != nil {
 				s.log.Error("mcpauth: cleanup", "error", err)
 			}
 			s.cache.invalidate()

@@ -36,9 +36,6 @@ const (
 	// maxRedirectURILen), so that open registration cannot be used to
 	// store bulk data.
 	maxClientMetadata = 8 << 10
-	// maxClients caps stored clients; unused ones are deleted after
-	// clientIdleTTL (store_sqlite.go).
-	maxClients = 100_000
 )
 
 // registerRequest is the part of the client metadata this server reads.
@@ -104,12 +101,6 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	if n, err := s.store.CountClients(r.Context()); err != nil {
-		return nil, serverError(err)
-	} else if n >= maxClients {
-		return nil, &oauthError{Code: "temporarily_unavailable", Description: "too many registered clients, try later",
-			Status: http.StatusServiceUnavailable, Err: errors.New("client limit reached"), retryAfter: "3600"}
-	}
 	c.ID = rand.Text()
 	c.CreatedAt = now
 	var secret string
@@ -117,7 +108,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 		secret = newSecret()
 		c.SecretHash = hashSecret(secret)
 	}
-	if err := s.store.CreateClient(r.Context(), c); err != nil {
+	// At the cap (authstore.Limits.Clients) the oldest never-used clients
+	// make room; only when every client has been used is this refused.
+	if err := s.store.CreateClient(r.Context(), c); errors.Is(err, authstore.ErrFull) {
+		return nil, &oauthError{Code: "temporarily_unavailable", Description: "too many registered clients, try later",
+			Status: http.StatusServiceUnavailable, Err: err, retryAfter: "3600"}
+	} else if err != nil {
 		return nil, serverError(err)
 	}
 	resp := &registerResponse{
