@@ -72,16 +72,18 @@ func run(dir, name string, args ...string) ([]byte, error) {
 
 // builds holds the paths of the built binaries.
 type builds struct {
-	generated, plain string
-	genDir           string // the generated project
-	mcpGo            string // mcp-go version both binaries were built with
+	generated string            // the freshly generated project's server
+	plain     string            // bench/plainmcp
+	compare   map[string]string // the servers of the -compare projects, by name
+	mcpGo     string            // the mcp-go version every binary was built with
 }
 
 // build generates a project with this repository's generator into
-// work/gen, builds it and the plain server into work/bin, and checks that
-// both use the same mcp-go. With profile, both get a pprof listener.
-func build(root, work string, profile bool) (builds, error) {
-	var b builds
+// work/gen, builds its server, the plain server and those of the compare
+// projects (name → directory) into work/bin, and checks that all use the
+// same mcp-go. With profile, each gets a pprof listener.
+func build(root, work string, compare map[string]string, profile bool) (builds, error) {
+	b := builds{compare: map[string]string{}}
 	bin := filepath.Join(work, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return b, err
@@ -90,21 +92,26 @@ func build(root, work string, profile bool) (builds, error) {
 	if _, err := run(root, "go", "build", "-o", gen, "./cmd/create-mcp-server"); err != nil {
 		return b, err
 	}
-	b.genDir = filepath.Join(work, "gen")
-	if _, err := run(work, gen, "--yes", "--module", "example.com/benchsrv", "--name", "benchsrv", b.genDir); err != nil {
+	genDir := filepath.Join(work, "gen")
+	if _, err := run(work, gen, "--yes", "--module", "example.com/benchsrv", "--name", "benchsrv", genDir); err != nil {
 		return b, err
 	}
-	plainDir := filepath.Join(root, "bench", "plainmcp")
+	type pkg struct{ dir, target, out string }
+	pkgs := []pkg{{genDir, ".", "generated"}, {root, "./bench/plainmcp", "plain"}}
+	for name, dir := range compare {
+		pkgs = append(pkgs, pkg{dir, ".", name})
+	}
 	var flags []string
 	if profile {
 		src := filepath.Join(work, "pprof.go")
 		if err := os.WriteFile(src, []byte(pprofSource), 0o644); err != nil {
 			return b, err
 		}
-		overlay, err := json.Marshal(map[string]any{"Replace": map[string]string{
-			filepath.Join(b.genDir, "zz_loadbench_pprof.go"): src,
-			filepath.Join(plainDir, "zz_loadbench_pprof.go"): src,
-		}})
+		replace := map[string]string{}
+		for _, p := range pkgs {
+			replace[filepath.Join(p.dir, p.target, "zz_loadbench_pprof.go")] = src
+		}
+		overlay, err := json.Marshal(map[string]any{"Replace": replace})
 		if err != nil {
 			return b, err
 		}
@@ -114,26 +121,29 @@ func build(root, work string, profile bool) (builds, error) {
 		}
 		flags = append(flags, "-overlay", ov)
 	}
-	b.generated = filepath.Join(bin, "generated")
-	if _, err := run(b.genDir, "go", append(append([]string{"build"}, flags...), "-o", b.generated, ".")...); err != nil {
-		return b, err
+	for _, p := range pkgs {
+		out := filepath.Join(bin, p.out)
+		if _, err := run(p.dir, "go", append(append([]string{"build"}, flags...), "-o", out, p.target)...); err != nil {
+			return b, err
+		}
+		v, err := depVersion(out, "github.com/mark3labs/mcp-go")
+		if err != nil {
+			return b, err
+		}
+		if b.mcpGo == "" {
+			b.mcpGo = v
+		} else if v != b.mcpGo {
+			return b, fmt.Errorf("%s uses mcp-go %s but the generated server %s: align go.mod with templates/go.mod.tmpl", p.out, v, b.mcpGo)
+		}
+		switch p.out {
+		case "generated":
+			b.generated = out
+		case "plain":
+			b.plain = out
+		default:
+			b.compare[p.out] = out
+		}
 	}
-	b.plain = filepath.Join(bin, "plain")
-	if _, err := run(root, "go", append(append([]string{"build"}, flags...), "-o", b.plain, "./bench/plainmcp")...); err != nil {
-		return b, err
-	}
-	gv, err := depVersion(b.generated, "github.com/mark3labs/mcp-go")
-	if err != nil {
-		return b, err
-	}
-	pv, err := depVersion(b.plain, "github.com/mark3labs/mcp-go")
-	if err != nil {
-		return b, err
-	}
-	if gv != pv {
-		return b, fmt.Errorf("the generated server uses mcp-go %s but the plain one %s: align go.mod with templates/go.mod.tmpl", gv, pv)
-	}
-	b.mcpGo = gv
 	return b, nil
 }
 
