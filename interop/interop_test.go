@@ -51,6 +51,7 @@ func TestInterop(t *testing.T) {
 	t.Run("chromium", func(t *testing.T) { testChromium(t, srv) })
 	t.Run("ts-sdk", func(t *testing.T) { testTSSDK(t, srv) })
 	t.Run("conformance", func(t *testing.T) { testConformance(t, srv) })
+	t.Run("inspector", func(t *testing.T) { testInspector(t, srv) })
 }
 
 // repoRoot returns the repository root (the parent of this package).
