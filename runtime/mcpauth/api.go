@@ -110,6 +110,14 @@ type Config struct {
 	// another writer (or process) holds it, before a write is retried once
 	// and then answered 503 temporarily_unavailable (default 3s).
 	LockTimeout time.Duration
+	// MaxConnections caps the connections Serve keeps open at once
+	// (default 1024). Past it, new connections are answered 503 and closed.
+	MaxConnections int
+	// MaxConnectionsPerAddr caps the connections from one client address
+	// (an IPv4 address or an IPv6 /64), so that one client cannot take
+	// them all (default max(8, MaxConnections/16)). Trusted proxies are
+	// exempt.
+	MaxConnectionsPerAddr int
 	// CleanupInterval is how often expired rows are deleted (default 10m).
 	CleanupInterval time.Duration
 	// UnusedClientTTL is how long a registered client that was never used
@@ -125,10 +133,11 @@ type Config struct {
 	AllowLoopbackClientMetadata bool
 }
 
-// Default token lifetimes. (The throttling limits are in throttle.go.)
+// Defaults. (The throttling limits are in throttle.go.)
 const (
-	defaultAccessTTL  = time.Hour
-	defaultRefreshTTL = 720 * time.Hour
+	defaultAccessTTL      = time.Hour
+	defaultRefreshTTL     = 720 * time.Hour
+	defaultMaxConnections = 1024
 )
 
 // users is what the server needs from the users file.
@@ -165,6 +174,7 @@ type Server struct {
 	cimd     *cimdFetcher
 
 	limits    counters
+	timeouts  timeouts
 	bcryptSem chan struct{}
 	xffWarn   sync.Once
 	xffWarned atomic.Bool
@@ -245,6 +255,12 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.UnusedClientTTL <= 0 {
 		cfg.UnusedClientTTL = 24 * time.Hour
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = defaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerAddr <= 0 {
+		cfg.MaxConnectionsPerAddr = max(8, cfg.MaxConnections/16)
+	}
 	if cfg.CleanupInterval <= 0 {
 		cfg.CleanupInterval = 10 * time.Minute
 	}
@@ -291,6 +307,7 @@ func newServer(cfg Config) (*Server, error) {
 		sessions:   newSessionOwners(),
 
 		limits:    newMemCounters(),
+		timeouts:  defaultTimeouts,
 		bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -320,6 +337,7 @@ func newServer(cfg Config) (*Server, error) {
 // /revoke and /mcp.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.checkForwarded(r)
+	setBodyDeadline(w, r, s.timeouts.body)
 	s.handler.ServeHTTP(w, r)
 }
 

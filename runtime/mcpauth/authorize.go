@@ -23,6 +23,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -256,12 +257,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Forbidden", Message: "Cross-site sign-in requests are refused."})
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-	if err := r.ParseForm(); err != nil {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
 		s.renderError(w, badRequest("The form could not be read."))
 		return
 	}
-	form := r.PostForm
+	body, err := readBody(w, r, maxLoginBody, s.timeouts.body)
+	if err != nil {
+		s.renderError(w, badRequest("The form could not be read."))
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		s.renderError(w, badRequest("The form could not be read."))
+		return
+	}
 	for k, v := range form {
 		if len(v) > 1 {
 			s.renderError(w, badRequest("The field "+k+" appears more than once."))

@@ -16,16 +16,23 @@ package mcpauth
 //     revoked, wrong audience, or its user removed or their password
 //     changed → 401 error="invalid_token"; without the mcp scope → 403
 //     error="insufficient_scope".
+//  5. The legacy session (mcp.go): on GET and DELETE, a session id that
+//     was never issued, or was issued to another user, is 404.
+//  6. The body of a POST is read within its own deadline (30 s), which is
+//     then cleared, so the response may stream as long as it needs.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
@@ -62,8 +69,24 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, maxMCPBody)
+		if !s.sessionAllowed(w, r, id) {
+			return
+		}
+		// The body is read here, within its own deadline, which is then
+		// cleared: the response may stream for as long as it needs.
+		if r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody {
+			body, err := readBody(w, r, maxMCPBody, s.timeouts.mcpBody)
+			if err != nil {
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				} else {
+					http.Error(w, "the request body could not be read", http.StatusRequestTimeout)
+				}
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		} else {
+			http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})

@@ -366,3 +366,74 @@ func TestHostileUntrustedForwardedForWarnsOnce(t *testing.T) {
 		t.Error("warned about X-Forwarded-For from a trusted proxy")
 	}
 }
+
+// mcpRequest sends one request to /mcp as a 2025-11-25 client and returns
+// the status, without waiting for a stream to end.
+func (e *env) mcpRequest(method, token, session, body string) (int, http.Header) {
+	e.t.Helper()
+	var rd *strings.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequestWithContext(ctx(e.t), method, e.mcpURL, nil)
+	if rd != nil {
+		req, _ = http.NewRequestWithContext(ctx(e.t), method, e.mcpURL, rd)
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close() // a GET stream is cut here; its status is what counts
+	return resp.StatusCode, resp.Header
+}
+
+// Issue item 3: with their own valid token and another user's
+// Mcp-Session-Id, a user's GET on /mcp opened that session's event stream;
+// a never-issued session id got a stream too. Every method now checks the
+// session's owner.
+func TestHostileSessionsOwnedOnEveryMethod(t *testing.T) {
+	e := newEnv(t)
+	c := e.register(nil)
+	alice := e.tokens(c)
+	res := e.authorize(c, mcpauthtest.AuthorizeOptions{Username: "bob", Password: testUsers["bob"]})
+	bob, err := c.Exchange(ctx(t), res.Code, res.Verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	st, h := e.mcpRequest(http.MethodPost, alice.AccessToken, "", init)
+	session := h.Get("Mcp-Session-Id")
+	if st != http.StatusOK || session == "" {
+		t.Fatalf("initialize: %d, session %q", st, session)
+	}
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	for _, tc := range []struct {
+		name          string
+		method, token string
+		session, body string
+		want          int
+	}{
+		{"owner GET", http.MethodGet, alice.AccessToken, session, "", http.StatusOK},
+		{"other user GET", http.MethodGet, bob.AccessToken, session, "", http.StatusNotFound},
+		{"never-issued GET", http.MethodGet, bob.AccessToken, "mcp-session-never-issued", "", http.StatusNotFound},
+		{"GET without a session", http.MethodGet, bob.AccessToken, "", "", http.StatusBadRequest},
+		{"other user POST", http.MethodPost, bob.AccessToken, session, list, http.StatusNotFound},
+		{"never-issued POST", http.MethodPost, bob.AccessToken, "mcp-session-never-issued", list, http.StatusNotFound},
+		{"other user DELETE", http.MethodDelete, bob.AccessToken, session, "", http.StatusNotFound},
+		{"never-issued DELETE", http.MethodDelete, bob.AccessToken, "mcp-session-never-issued", "", http.StatusNotFound},
+		{"owner POST after the attempts", http.MethodPost, alice.AccessToken, session, list, http.StatusOK},
+		{"owner DELETE", http.MethodDelete, alice.AccessToken, session, "", http.StatusOK},
+		{"owner GET after DELETE", http.MethodGet, alice.AccessToken, session, "", http.StatusNotFound},
+	} {
+		if st, _ := e.mcpRequest(tc.method, tc.token, tc.session, tc.body); st != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, st, tc.want)
+		}
+	}
+}

@@ -2,10 +2,13 @@ package mcpauth
 
 // The MCP endpoint: mcp-go's Streamable HTTP handler, mounted at /mcp behind
 // the bearer middleware (bearer.go). Legacy-era sessions (protocol versions
-// before 2026-07-28) are bound to the user who created them: another user's
-// token presenting the same Mcp-Session-Id gets 404, as if the session did
-// not exist. Sessions are never used for authentication; every request
-// carries and is checked for its own token.
+// before 2026-07-28) are bound to the user who created them, on every
+// method: another user's token presenting the same Mcp-Session-Id gets 404,
+// as if the session did not exist, and so does a session id that was never
+// issued. mcp-go checks POSTs itself (through the SessionIdManager below);
+// GET (the event stream) and DELETE are checked here first, because mcp-go
+// opens a stream for any id a GET names. Sessions are never used for
+// authentication; every request carries and is checked for its own token.
 
 import (
 	"crypto/rand"
@@ -14,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 )
 
@@ -29,6 +33,29 @@ func newMCPHandler(mcp *server.MCPServer, s *Server) *server.StreamableHTTPServe
 		server.WithSessionIdleTTL(sessionIdleTTL),
 		server.WithStreamableHTTPLogger(s.log),
 	)
+}
+
+// sessionAllowed checks the legacy session named by a GET or DELETE on /mcp
+// against the caller: a GET or DELETE without a session id is 400, one that
+// names an id not issued to this user is 404. It writes the answer and
+// reports false when the request must stop.
+func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Identity) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodDelete {
+		return true
+	}
+	if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
+		return true // no sessions since 2026-07-28; mcp-go refuses these methods
+	}
+	sid := r.Header.Get(server.HeaderKeySessionID)
+	if sid == "" {
+		http.Error(w, "Bad Request: Mcp-Session-Id header required", http.StatusBadRequest)
+		return false
+	}
+	if !s.sessions.owns(sid, id.User) {
+		http.Error(w, "Session not found", http.StatusNotFound)
+		return false
+	}
+	return true
 }
 
 // sessionOwners binds legacy MCP session ids to users. It implements
@@ -63,6 +90,14 @@ type userSessions struct {
 }
 
 var errNoSession = errors.New("unknown session")
+
+// owns reports whether session id was issued to user and is still live.
+func (o *sessionOwners) owns(id, user string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	owner, ok := o.owners[id]
+	return ok && user != "" && owner == user
+}
 
 func (u userSessions) Generate() string {
 	id := "mcp-session-" + rand.Text()

@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"slices"
@@ -87,7 +86,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return nil, badRequestError("invalid_client_metadata", "the body must be application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegisterBody))
+	body, err := readBody(w, r, maxRegisterBody, s.timeouts.body)
 	if err != nil {
 		oe := bodyError(err)
 		oe.Code = "invalid_client_metadata"

@@ -30,7 +30,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err := s.guessThrottled(ctx, addr, ""); err != nil {
 		return err
 	}
-	form, err := readForm(w, r, maxTokenBody)
+	form, err := s.readForm(w, r, maxTokenBody)
 	if err != nil {
 		return err
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -30,21 +32,30 @@ func ListenAndServe(ctx context.Context, cfg Config, mcp *server.MCPServer) erro
 // Serve serves on ln until ctx is cancelled, then shuts down gracefully: it
 // stops accepting connections, ends MCP streams, gives requests in flight a
 // few seconds, then cancels what is left. It does not Close s.
+//
+// Serve defends the listener against slow and greedy clients: request
+// headers must arrive within 10 s; at most Config.MaxConnections
+// connections are open at once, and at most Config.MaxConnectionsPerAddr
+// from one client address (an IPv4 address or an IPv6 /64; trusted proxies
+// are exempt, they carry many clients). A connection over either cap is
+// answered 503 and closed at once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Requests outlive ctx (so shutdown can be graceful) until baseCancel.
 	base, baseCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer baseCancel()
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.timeouts.header,
 		// No ReadTimeout or WriteTimeout: MCP responses may be long-lived
 		// SSE streams, and an expiring read deadline cancels the request's
-		// context. Bodies are capped per endpoint instead.
+		// context. Request bodies get their own read deadline instead
+		// (readBody), cleared once they are read.
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		BaseContext:    func(net.Listener) context.Context { return base },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("mcpauth: serving", "addr", ln.Addr().String(), "base_url", s.issuer)
@@ -72,4 +83,126 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("mcpauth: shutdown: %w", err)
 	}
 	return nil
+}
+
+// timeouts are the read deadlines of a request.
+type timeouts struct {
+	header  time.Duration // request line and headers (http.Server.ReadHeaderTimeout)
+	body    time.Duration // the body of an OAuth request (/authorize, /token, /revoke, /register)
+	mcpBody time.Duration // the body of an MCP request; not its response, which may stream
+}
+
+var defaultTimeouts = timeouts{header: 10 * time.Second, body: 10 * time.Second, mcpBody: 30 * time.Second}
+
+// setBodyDeadline sets the read deadline for r's body, d from now, on
+// requests that have one. Readers of the body clear it once they are done
+// (readBody); for handlers that never read the body, it bounds how long
+// the server spends discarding it.
+func setBodyDeadline(w http.ResponseWriter, r *http.Request, d time.Duration) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	// Not every ResponseWriter supports deadlines (tests may use a
+	// recorder): then there is simply none.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+}
+
+// readBody reads r's body, at most limit bytes, within d. Once the body is
+// read it clears the read deadline, so that the deadline cannot cut a
+// response that takes longer (the server cancels a request whose
+// connection read fails). A body too large is a *http.MaxBytesError; one
+// that stalls or is cut off is an I/O error, and then the deadline is left
+// in the past, so that the server does not wait for the rest of the body
+// either: it closes the connection after the answer.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, d time.Duration) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(d))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		rc.SetReadDeadline(time.Unix(1, 0))
+		return nil, err
+	}
+	rc.SetReadDeadline(time.Time{})
+	return body, nil
+}
+
+// capListener wraps ln with the connection caps.
+func (s *Server) capListener(ln net.Listener) net.Listener {
+	total := s.cfg.MaxConnections
+	perAddr := s.cfg.MaxConnectionsPerAddr
+	return &limitListener{Listener: ln, s: s, total: total, perAddr: perAddr, byAddr: make(map[string]int)}
+}
+
+// limitListener caps open connections, in total and per client address.
+type limitListener struct {
+	net.Listener
+	s              *Server
+	total, perAddr int
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[string]int
+}
+
+// tooMany is the whole answer to a connection over a cap.
+const tooMany = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Retry-After: 1\r\nConnection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := ""
+		if peer := peerAddr(c.RemoteAddr().String()); !peer.IsValid() || !l.s.trusted(peer) {
+			key = addrKey(peer)
+		}
+		if l.acquire(key) {
+			return &limitConn{Conn: c, l: l, key: key}, nil
+		}
+		// The answer fits in any socket buffer: writing it does not block.
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		io.WriteString(c, tooMany)
+		c.Close()
+	}
+}
+
+// acquire takes a slot for a connection from key ("" for a trusted proxy).
+func (l *limitListener) acquire(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open >= l.total || key != "" && l.byAddr[key] >= l.perAddr {
+		return false
+	}
+	l.open++
+	if key != "" {
+		l.byAddr[key]++
+	}
+	return true
+}
+
+func (l *limitListener) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if key != "" {
+		if l.byAddr[key]--; l.byAddr[key] <= 0 {
+			delete(l.byAddr, key)
+		}
+	}
+}
+
+// limitConn gives its slot back when it is closed (once).
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	key  string
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.key) })
+	return err
 }

@@ -23,7 +23,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -67,7 +66,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if err := s.guessThrottled(ctx, addr, ""); err != nil {
 		return nil, err
 	}
-	form, err := readForm(w, r, maxTokenBody)
+	form, err := s.readForm(w, r, maxTokenBody)
 	if err != nil {
 		return nil, err
 	}
@@ -161,12 +160,12 @@ func (s *Server) grant(r *http.Request, c *authstore.Client, form url.Values) (*
 
 // readForm reads an application/x-www-form-urlencoded POST body, refusing
 // other content types and repeated parameters. The query string is ignored.
-func readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, error) {
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, badRequestError("invalid_request", "the body must be application/x-www-form-urlencoded")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(w, r, limit, s.timeouts.body)
 	if err != nil {
 		return nil, bodyError(err)
 	}
