@@ -51,7 +51,6 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,7 +290,12 @@ func newServer(cfg Config) (*Server, error) {
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("mcpauth: BaseURL %q must use https (plain http is allowed only on localhost, 127.0.0.1 or [::1]); put a TLS-terminating proxy in front", cfg.BaseURL)
 	}
-	host := strings.ToLower(u.Host)
+	// The base URL is normalised once (lowercase host, default port
+	// dropped), and everything compared with it (the issuer, the Host and
+	// Origin headers, resource indicators) is normalised the same way:
+	// "https://mcp.example.com:443" and "https://mcp.example.com" are one
+	// server.
+	host := hostWithoutDefaultPort(u.Scheme, u.Host)
 	s := &Server{
 		cfg:        cfg,
 		log:        cfg.Logger,
@@ -323,7 +327,7 @@ func newServer(cfg Config) (*Server, error) {
 		s.serverName = u.Hostname()
 	}
 	for _, o := range cfg.AllowedOrigins {
-		s.allowedOrigins = append(s.allowedOrigins, strings.ToLower(strings.TrimSuffix(o, "/")))
+		s.allowedOrigins = append(s.allowedOrigins, normalizeOrigin(o))
 	}
 	s.cimd = newCIMDFetcher(cfg.AllowLoopbackClientMetadata, cfg.Now)
 	if err := s.buildMetadata(); err != nil {

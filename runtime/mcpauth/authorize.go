@@ -252,7 +252,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// Browsers send "Origin: null" on a same-origin POST from a page with
 	// Referrer-Policy: no-referrer; Sec-Fetch-Site then says same-origin.
-	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(strings.TrimSuffix(o, "/"), s.origin) &&
+	if o := r.Header.Get("Origin"); o != "" && normalizeOrigin(o) != s.origin &&
 		(o != "null" || r.Header.Get("Sec-Fetch-Site") != "same-origin") {
 		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Forbidden", Message: "Cross-site sign-in requests are refused."})
 		return

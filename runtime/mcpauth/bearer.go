@@ -198,7 +198,7 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 	if err != nil || !ap.Addr().Unmap().IsLoopback() {
 		return true
 	}
-	if strings.EqualFold(r.Host, s.baseHost) {
+	if hostWithoutDefaultPort(s.scheme(), r.Host) == s.baseHost {
 		return true
 	}
 	return isLoopbackHost(hostOnly(r.Host))
@@ -225,8 +225,42 @@ func isLoopbackHost(host string) bool {
 // originAllowed reports whether a browser origin may call the MCP, token,
 // registration and revocation endpoints.
 func (s *Server) originAllowed(origin string) bool {
-	o := strings.ToLower(strings.TrimSuffix(origin, "/"))
+	o := normalizeOrigin(origin)
 	return o == s.origin || slices.Contains(s.allowedOrigins, o)
+}
+
+// scheme is the base URL's scheme.
+func (s *Server) scheme() string {
+	scheme, _, _ := strings.Cut(s.origin, "://")
+	return scheme
+}
+
+// defaultPorts are the ports a URL of each scheme may leave out.
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
+// hostWithoutDefaultPort lowercases host[:port] and drops the port if it is
+// the scheme's default.
+func hostWithoutDefaultPort(scheme, hostport string) string {
+	hostport = strings.ToLower(hostport)
+	if h, p, err := net.SplitHostPort(hostport); err == nil && p == defaultPorts[strings.ToLower(scheme)] {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return hostport
+}
+
+// normalizeOrigin is an origin (or base URL) as compared: lowercase, no
+// trailing slash, no default port.
+func normalizeOrigin(o string) string {
+	o = strings.TrimSuffix(o, "/")
+	scheme, host, ok := strings.Cut(o, "://")
+	if !ok {
+		return strings.ToLower(o)
+	}
+	scheme = strings.ToLower(scheme)
+	return scheme + "://" + hostWithoutDefaultPort(scheme, host)
 }
 
 // setCORS sets the CORS response headers for an allowed origin.

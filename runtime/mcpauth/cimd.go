@@ -14,8 +14,14 @@ package mcpauth
 //     dialed (net.Dialer.Control), after DNS resolution, so a name that
 //     resolves (or rebinds) to a private, loopback, link-local or otherwise
 //     special address is refused; no proxy from the environment is used;
+//   - contacts only the default https port (443): a client_id cannot aim
+//     the server at another service on a public host;
 //   - follows no redirects, reads at most 5 KB, and gives up after 5 s;
-//   - runs at most a few at a time, and failures are remembered briefly.
+//   - runs at most 2 fetches per host at a time, and 32 in all, so a host
+//     that stalls delays only the sign-ins of its own clients; failures
+//     are remembered briefly;
+//   - never shows the browser what the remote server answered (its status
+//     or body): that would make this server a probe of other hosts.
 //
 // The document must be JSON whose client_id equals the URL exactly, with
 // valid redirect_uris; it describes a public client (no secret, auth method
@@ -58,7 +64,8 @@ const (
 	metadataMaxTTL      = 24 * time.Hour
 	metadataFailureTTL  = time.Minute
 	maxMetadataCache    = 1000
-	maxMetadataFetching = 4
+	maxMetadataFetching = 32 // in all
+	maxFetchingPerHost  = 2
 )
 
 // docError is a problem with the document itself, safe to show the user.
@@ -71,12 +78,21 @@ func docErrorf(format string, args ...any) error { return &docError{fmt.Sprintf(
 // cimdFetcher fetches and caches client ID metadata documents.
 type cimdFetcher struct {
 	allowLoopback bool
+	anyPort       bool // tests: reach the address check with a server on a random port
 	client        *http.Client
 	now           func() time.Time
 	sem           chan struct{}
 
 	mu    sync.Mutex
 	cache map[string]cimdEntry
+	hosts map[string]*hostSlots // hosts being fetched from
+}
+
+// hostSlots are the fetch slots of one host; users counts the fetches
+// holding or waiting for one, and the entry is dropped when it reaches 0.
+type hostSlots struct {
+	sem   chan struct{}
+	users int
 }
 
 type cimdEntry struct {
@@ -91,6 +107,7 @@ func newCIMDFetcher(allowLoopback bool, now func() time.Time) *cimdFetcher {
 		now:           now,
 		sem:           make(chan struct{}, maxMetadataFetching),
 		cache:         make(map[string]cimdEntry),
+		hosts:         make(map[string]*hostSlots),
 	}
 	dialer := &net.Dialer{Timeout: metadataTimeout, Control: f.checkDial}
 	f.client = &http.Client{
@@ -190,6 +207,9 @@ func (f *cimdFetcher) validMetadataURL(id string) error {
 	default:
 		return docErrorf("the client_id URL must use https")
 	}
+	if p := u.Port(); p != "" && p != "443" && !f.allowLoopback && !f.anyPort {
+		return docErrorf("the client_id URL must use the default https port")
+	}
 	if u.Path == "" || u.Path == "/" {
 		return docErrorf("the client_id URL must have a path")
 	}
@@ -228,6 +248,52 @@ func (f *cimdFetcher) get(ctx context.Context, id string) (*authstore.Client, er
 	return c, err
 }
 
+// hostOf is the host[:port] of a metadata URL (already validated).
+func hostOf(id string) string {
+	if u, err := url.Parse(id); err == nil {
+		return strings.ToLower(u.Host)
+	}
+	return id
+}
+
+// acquire takes a fetch slot of host, then one of the global pool, waiting
+// until ctx is done. It returns the function that gives both back.
+func (f *cimdFetcher) acquire(ctx context.Context, host string) (func(), error) {
+	f.mu.Lock()
+	h, ok := f.hosts[host]
+	if !ok {
+		h = &hostSlots{sem: make(chan struct{}, maxFetchingPerHost)}
+		f.hosts[host] = h
+	}
+	h.users++
+	f.mu.Unlock()
+	leave := func() {
+		f.mu.Lock()
+		if h.users--; h.users == 0 {
+			delete(f.hosts, host)
+		}
+		f.mu.Unlock()
+	}
+	select {
+	case h.sem <- struct{}{}:
+	case <-ctx.Done():
+		leave()
+		return nil, fmt.Errorf("fetch client metadata: waiting for %s: %w", host, ctx.Err())
+	}
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		<-h.sem
+		leave()
+		return nil, fmt.Errorf("fetch client metadata: %w", ctx.Err())
+	}
+	return func() {
+		<-f.sem
+		<-h.sem
+		leave()
+	}, nil
+}
+
 // metadataDoc is the part of a client metadata document read here.
 type metadataDoc struct {
 	ClientID                string   `json:"client_id"`
@@ -246,14 +312,15 @@ func (f *cimdFetcher) fetch(ctx context.Context, id string) (*authstore.Client, 
 	if err := f.validMetadataURL(id); err != nil {
 		return nil, metadataFailureTTL, err
 	}
-	select {
-	case f.sem <- struct{}{}:
-		defer func() { <-f.sem }()
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	}
+	// The timeout covers the wait for a slot too: a fetch queued behind a
+	// stalled host gives up with it.
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
+	release, err := f.acquire(ctx, hostOf(id))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("client metadata request: %w", err)
@@ -265,7 +332,8 @@ func (f *cimdFetcher) fetch(ctx context.Context, id string) (*authstore.Client, 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, docErrorf("fetching the client metadata document gave status %s", resp.Status)
+		// Logged, never shown: the page must not report what other hosts answer.
+		return nil, 0, fmt.Errorf("fetch client metadata: status %s", resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataDoc+1))
 	if err != nil {

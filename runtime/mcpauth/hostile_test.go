@@ -9,10 +9,14 @@ package mcpauth_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
@@ -435,5 +439,163 @@ func TestHostileSessionsOwnedOnEveryMethod(t *testing.T) {
 		if st, _ := e.mcpRequest(tc.method, tc.token, tc.session, tc.body); st != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, st, tc.want)
 		}
+	}
+}
+
+// metadataQuery is an /authorize query for the client whose metadata
+// document is at id.
+func metadataQuery(id string) string {
+	_, challenge := mcpauthtest.PKCE()
+	return url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1/cb"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}.Encode()
+}
+
+// docServer serves a valid metadata document at every path.
+func docServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":"http://%s%s","client_name":"Good","redirect_uris":["http://127.0.0.1/cb"]}`, r.Host, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Issue item 7: metadata-document fetches shared four global slots, so
+// client IDs pointing at a host that stalls delayed every other client's
+// sign-in. Each host now has its own two slots.
+func TestHostileMetadataHostStalls(t *testing.T) {
+	release := make(chan struct{})
+	var inFlight, maxInFlight, cancelled atomic.Int32
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			m := maxInFlight.Load()
+			if n <= m || maxInFlight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		}
+	}))
+	defer stall.Close()
+	var once sync.Once
+	unstall := func() { once.Do(func() { close(release) }) }
+	defer unstall()
+	good := docServer(t)
+	e := newEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+
+	var wg sync.WaitGroup
+	for i := range 8 { // twice the old global pool
+		wg.Go(func() {
+			e.get("/authorize?"+metadataQuery(fmt.Sprintf("%s/client-%d.json", stall.URL, i)), nil)
+		})
+	}
+	for inFlight.Load() < 2 { // the stalled host's slots are taken
+		time.Sleep(time.Millisecond)
+	}
+	resp, body := e.get("/authorize?"+metadataQuery(good.URL+"/client.json"), nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Good") {
+		t.Errorf("sign-in of a client on another host while one host stalls: %d %.200s", resp.StatusCode, body)
+	}
+	if n := cancelled.Load(); n != 0 {
+		t.Errorf("the other host's sign-in waited until %d stalled fetches timed out", n)
+	}
+	if n := maxInFlight.Load(); n > 2 {
+		t.Errorf("%d concurrent fetches from one host, want at most 2", n)
+	}
+	unstall()
+	wg.Wait()
+}
+
+// Issue item 7: the fetcher contacted any port and showed the remote HTTP
+// status on the page.
+func TestHostileMetadataFetchLeaksNothing(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"https://client.example:8443/client.json", "https://client.example:22/client.json"} {
+		resp, body := e.get("/authorize?"+metadataQuery(id), nil)
+		assertNoRedirect(t, id, resp, body)
+		if !strings.Contains(string(body), "default https port") {
+			t.Errorf("%s: page does not say why: %.300s", id, body)
+		}
+	}
+	teapot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Secret", "internal")
+		http.Error(w, "internal admin console", http.StatusTeapot)
+	}))
+	defer teapot.Close()
+	local := newEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+	resp, body := local.get("/authorize?"+metadataQuery(teapot.URL+"/client.json"), nil)
+	assertNoRedirect(t, "teapot", resp, body)
+	for _, leak := range []string{"418", "teapot", "Teapot", "admin console"} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("the page shows what the remote host answered (%q): %.300s", leak, body)
+		}
+	}
+}
+
+// Issue item 9: a base URL with an explicit default port
+// (https://host:443) broke sign-in (the browser's Origin has no port),
+// /mcp behind a proxy (the Host header has none) and CORS. The base URL is
+// normalised, and so is everything compared with it.
+func TestHostileBaseURLWithDefaultPort(t *testing.T) {
+	e := newEnv(t, func(c *mcpauth.Config) { c.BaseURL = "https://MCP.example.com:443/" })
+	const public = "https://mcp.example.com"
+	if got := e.metadata("/.well-known/oauth-authorization-server")["issuer"]; got != public {
+		t.Errorf("issuer %q, want %q", got, public)
+	}
+	if got := e.metadata("/.well-known/oauth-protected-resource/mcp")["resource"]; got != public+"/mcp" {
+		t.Errorf("resource %q, want %q", got, public+"/mcp")
+	}
+	// Requests arrive from the TLS-terminating proxy with the public Host.
+	send := func(method, path string, body string, h http.Header) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, e.base+path, strings.NewReader(body))
+		req.Host = "mcp.example.com"
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		return e.do(req)
+	}
+	c := e.register(nil)
+	_, challenge := mcpauthtest.PKCE()
+	q := authorizeQuery(c, url.Values{"code_challenge": {challenge}, "resource": {public + ":443/mcp"}})
+	resp, page := send(http.MethodGet, "/authorize?"+q.Encode(), "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /authorize: %d %.300s", resp.StatusCode, page)
+	}
+	pageURL, _ := url.Parse(public + "/authorize?" + q.Encode())
+	form, err := mcpauthtest.ParseForm(pageURL, page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := form.Values("alice", testUsers["alice"], false)
+	var cookies []string
+	for _, ck := range resp.Cookies() {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	resp, body := send(http.MethodPost, "/authorize", fields.Encode(), http.Header{
+		"Content-Type":   {"application/x-www-form-urlencoded"},
+		"Cookie":         {strings.Join(cookies, "; ")},
+		"Origin":         {public}, // what a browser sends: no default port
+		"Sec-Fetch-Site": {"same-origin"},
+	})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in with the browser's Origin %s: %d %.300s", public, resp.StatusCode, body)
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc.Query().Get("iss") != public {
+		t.Errorf("iss %q, want %q", loc.Query().Get("iss"), public)
+	}
+	// /mcp through the proxy, from the server's own origin: a challenge,
+	// not a DNS-rebinding or origin refusal.
+	resp, _ = send(http.MethodPost, "/mcp", `{}`, http.Header{"Origin": {public}, "Content-Type": {"application/json"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/mcp with Host mcp.example.com and Origin %s: %d, want 401", public, resp.StatusCode)
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != public {
+		t.Errorf("/mcp CORS for the server's own origin: %q", resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }

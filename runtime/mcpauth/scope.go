@@ -25,8 +25,9 @@ func filterScopes(scope string) string {
 }
 
 // resourceMatches reports whether the resource indicator got names want,
-// the canonical MCP URL: equal up to the case of scheme and host and one
-// trailing slash (RFC 8707; clients serialize URLs differently).
+// the canonical MCP URL: equal up to the case of scheme and host, a default
+// port and one trailing slash (RFC 8707; clients serialize URLs
+// differently).
 func resourceMatches(got, want string) bool {
 	if got == want {
 		return true
@@ -43,5 +44,5 @@ func resourceMatches(got, want string) bool {
 	}
 	gh, gp, _ := strings.Cut(gr, "/")
 	wh, wp, _ := strings.Cut(wr, "/")
-	return strings.EqualFold(gh, wh) && gp == wp && !strings.ContainsAny(got, "#?")
+	return hostWithoutDefaultPort(gs, gh) == hostWithoutDefaultPort(ws, wh) && gp == wp && !strings.ContainsAny(got, "#?")
 }
