@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,6 +21,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", to make bad databases
 )
 
 // missing lists what the replica tests need from features still being
@@ -33,6 +36,7 @@ var missing = map[string]string{
 	"db copy":        "needs the \"db copy\" command (runtime/mcpserver), which has not landed",
 	"grants":         "needs the \"grants revoke\" command (runtime/mcpserver), which has not landed",
 	"schema version": "needs the schema version record of runtime/authstore's PostgreSQL engine, which has not landed",
+	"flag names":     "needs serve's start-up errors to name --db (runtime/mcpserver), which has not landed",
 }
 
 // needs skips t if a feature it needs has not landed.
@@ -101,7 +105,6 @@ func TestReplicas(t *testing.T) {
 		needs(t, "db copy")
 		testDBCopy(t, admin)
 	})
-	t.Run("bad database at start", func(t *testing.T) { testBadDatabase(t, admin) })
 	t.Run("database lost while serving", func(t *testing.T) { testDatabaseLost(t, admin) })
 }
 
@@ -752,32 +755,51 @@ func checkNoPassword(t *testing.T, step, out, dsn string) {
 // environment variable.
 var flagNamed = regexp.MustCompile(`--db\b|MCP_DB\b`)
 
-// testBadDatabase starts serve with a database it cannot use: it must exit
+// TestBadDatabase starts serve with a database it cannot use: it must exit
 // non-zero at start with a message naming --db (or MCP_DB), and never show
-// the password.
-func testBadDatabase(t *testing.T, admin string) {
+// the password. SQLite cases always run; PostgreSQL ones need
+// MCP_TEST_POSTGRES.
+func TestBadDatabase(t *testing.T) {
+	if os.Getenv("MCP_INTEROP") != "1" {
+		t.Skip("interop tests run generated servers; enable with MCP_INTEROP=1 (scripts/test does)")
+	}
 	p := buildProject(t)
 	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	// postgres returns MCP_TEST_POSTGRES for the PostgreSQL cases.
+	postgres := func(t *testing.T) string {
+		t.Helper()
+		admin := postgresURL(t)
+		needs(t, "postgres")
+		return admin
+	}
 	cases := []struct {
-		name, needs string
-		db          func(t *testing.T) string
+		name  string
+		needs []string
+		db    func(t *testing.T) string
 	}{
-		{"unreachable", "", func(t *testing.T) string {
-			return withHost(withPassword(admin, "secret-unreachable-pw"), closed)
+		{"SQLite file in a missing directory", []string{"flag names"}, func(t *testing.T) string {
+			return filepath.Join(t.TempDir(), "no-such-dir", "auth.db")
 		}},
-		{"wrong password", "", func(t *testing.T) string {
-			return withPassword(newDatabase(t, admin, "wrongpw"), "secret-wrong-pw-7f3a")
+		{"SQLite at a newer schema version", []string{"flag names"}, func(t *testing.T) string {
+			path := filepath.Join(t.TempDir(), "auth.db")
+			setSQLiteVersion(t, path, 1000)
+			return path
 		}},
-		{"newer schema", "schema version", func(t *testing.T) string {
+		{"PostgreSQL unreachable", nil, func(t *testing.T) string {
+			return withHost(withPassword(postgres(t), "secret-unreachable-pw"), closed)
+		}},
+		{"PostgreSQL wrong password", nil, func(t *testing.T) string {
+			return withPassword(newDatabase(t, postgres(t), "wrongpw"), "secret-wrong-pw-7f3a")
+		}},
+		{"PostgreSQL at a newer schema version", []string{"schema version"}, func(t *testing.T) string {
+			postgres(t)
 			t.Fatal("the schema version record is not known yet")
 			return ""
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.needs != "" {
-				needs(t, tc.needs)
-			}
+			needs(t, tc.needs...)
 			db := tc.db(t)
 			users := filepath.Join(t.TempDir(), "users.txt")
 			addUser(t, p, users, testUser, testPassword)
@@ -786,17 +808,31 @@ func testBadDatabase(t *testing.T, admin string) {
 			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 			out, err := runCtx(ctx, filepath.Dir(users), nil, nil, p.Bin, "serve", "--addr", addr, "--db", db, "--users", users)
 			if ctx.Err() != nil {
-				t.Fatalf("serve with a %s database was still running after 2 minutes; want an exit at start:\n%s", tc.name, out)
+				t.Fatalf("serve with a bad database (%s) was still running after 2 minutes; want an exit at start:\n%s", tc.name, out)
 			}
 			if err == nil {
-				t.Fatalf("serve with a %s database exited 0; want a non-zero exit:\n%s", tc.name, out)
+				t.Fatalf("serve with a bad database (%s) exited 0; want a non-zero exit:\n%s", tc.name, out)
 			}
 			if !flagNamed.MatchString(out) {
-				t.Errorf("serve with a %s database: the message does not name --db or MCP_DB:\n%s", tc.name, out)
+				t.Errorf("serve with a bad database (%s): the message does not name --db or MCP_DB:\n%s", tc.name, out)
 			}
-			checkNoPassword(t, "serve with a "+tc.name+" database", out, db)
-			t.Logf("serve with a %s database: %v\n%s", tc.name, err, strings.TrimSpace(out))
+			checkNoPassword(t, "serve with a bad database ("+tc.name+")", out, db)
+			t.Logf("serve with a bad database (%s) exited non-zero:\n%s", tc.name, strings.TrimSpace(out))
 		})
+	}
+}
+
+// setSQLiteVersion creates an SQLite database at path whose schema version
+// (PRAGMA user_version, where runtime/authstore records it) is version.
+func setSQLiteVersion(t *testing.T, path string, version int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		t.Fatalf("set the schema version of %s: %v", path, err)
 	}
 }
 
