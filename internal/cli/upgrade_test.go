@@ -44,10 +44,11 @@ const (
 	toolsLine    = "// Text is echoed back. Replace it with the inputs the tool needs.\n"
 	toolsNext    = "// Text is echoed back. Replace it with whatever inputs the tool needs.\n"
 	tokenNext    = "\n// The next version of create-mcp-server fixed something here.\n"
-	// The next version requires one more module.
-	syncRequire = "\tgolang.org/x/sync v0.25.0\n"
-	syncSum     = "golang.org/x/sync v0.25.0 h1:dJnifr0nMV8/SBnBvdo4eSGGnrc3O4FFx6IqvtLcmRs=\n" +
-		"golang.org/x/sync v0.25.0/go.mod h1:sUUOizhqBxiL6pEWpqNLUiaJn1ShEbZ6BBqskPbjZm0=\n"
+	// The next version requires one more module (one that no generated
+	// project requires yet).
+	nextRequire = "\tgolang.org/x/time v0.16.0\n"
+	nextSum     = "golang.org/x/time v0.16.0 h1:vMb6ptszcQMkcwiRTAuNNU50gom6++Q/6gY2hDM6VDE=\n" +
+		"golang.org/x/time v0.16.0/go.mod h1:rVKOqvZeKvrDKTQiAHJ7wmwP0RzleSphoEA9RcdLA0s=\n"
 	dockerignore = "auth.db*\nusers.txt\n.git\n"
 )
 
@@ -62,8 +63,8 @@ func nextSources(t *testing.T) (templates, runtime fs.FS) {
 	editFS(t, tm, "README.md.tmpl", readmeLine, readmeNext)
 	editFS(t, tm, "Dockerfile.tmpl", dockerLine, dockerNext)
 	editFS(t, tm, "parts/tool.tmpl", "\t"+toolsLine, "\t"+toolsNext)
-	editFS(t, tm, "go.mod.tmpl", "\tgolang.org/x/crypto v0.59.0\n", "\tgolang.org/x/crypto v0.59.0\n"+syncRequire)
-	tm["go.sum"].Data = append(tm["go.sum"].Data, syncSum...)
+	editFS(t, tm, "go.mod.tmpl", "\tgolang.org/x/crypto v0.59.0\n", "\tgolang.org/x/crypto v0.59.0\n"+nextRequire)
+	tm["go.sum"].Data = append(tm["go.sum"].Data, nextSum...)
 	tm[".dockerignore"] = &fstest.MapFile{Data: []byte(dockerignore), Mode: 0o644}
 
 	rt := copyFS(t, createmcpserver.Runtime())
@@ -413,8 +414,8 @@ func TestUpgradeScenarios(t *testing.T) {
 			},
 			lines: []string{"merged go.mod", "merged go.sum"},
 			check: func(t *testing.T, dir string) {
-				mustContain(t, dir, "go.mod", "\tgithub.com/google/go-cmp v0.7.0\n", syncRequire)
-				mustContain(t, dir, "go.sum", "github.com/google/go-cmp v0.7.0 h1:", syncSum)
+				mustContain(t, dir, "go.mod", "\tgithub.com/google/go-cmp v0.7.0\n", nextRequire)
+				mustContain(t, dir, "go.sum", "github.com/google/go-cmp v0.7.0 h1:", nextSum)
 			},
 			build: true,
 		},

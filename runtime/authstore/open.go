@@ -50,7 +50,7 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	case dsn == "":
 		return nil, errors.New("authstore: no database given: pass a SQLite file path or a postgres:// URL")
 	case isPostgres(dsn):
-		return nil, fmt.Errorf("authstore: %s: PostgreSQL is not supported by this build", Redact(dsn))
+		e, err = openPostgres(ctx, dsn, opts)
 	default:
 		e, err = openSQLiteWith(ctx, dsn, len(sqliteMigrations), opts)
 	}

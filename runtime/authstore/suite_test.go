@@ -8,15 +8,68 @@ package authstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
+
+// testPostgresURL returns the URL of a new schema, dropped when t ends, in
+// the database named by MCP_TEST_POSTGRES (a postgres:// URL of a user that
+// may create schemas). Without it the test is skipped, or fails when
+// MCP_REQUIRE_POSTGRES=1 (CI sets it, so that the PostgreSQL half of the
+// suite cannot be skipped there by accident).
+func testPostgresURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("MCP_TEST_POSTGRES")
+	if base == "" {
+		if os.Getenv("MCP_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("MCP_REQUIRE_POSTGRES=1 but MCP_TEST_POSTGRES is not set")
+		}
+		t.Skip("PostgreSQL tests skipped: set MCP_TEST_POSTGRES to a postgres:// URL of a database the tests may create schemas in")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "authstore_test_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(t.Context(), base)
+	if err != nil {
+		t.Fatalf("MCP_TEST_POSTGRES: %v", &redactedError{msg: err.Error(), secret: dsnPassword(base)})
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal("MCP_TEST_POSTGRES is not a URL")
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
 
 // testEngine opens fresh, empty databases of one engine.
 type testEngine struct {
@@ -29,6 +82,7 @@ type testEngine struct {
 func testEngines() []testEngine {
 	return []testEngine{
 		{"sqlite", openTestSQLite},
+		{"postgres", openTestPostgres},
 	}
 }
 
@@ -36,6 +90,18 @@ func testEngines() []testEngine {
 func openTestSQLite(t *testing.T, opts Options) Store {
 	t.Helper()
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "auth.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// openTestPostgres opens a Store on a new, empty schema of the PostgreSQL
+// database named by MCP_TEST_POSTGRES, dropped when t ends.
+func openTestPostgres(t *testing.T, opts Options) Store {
+	t.Helper()
+	s, err := Open(t.Context(), testPostgresURL(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1187,4 +1253,67 @@ func TestReplicas(t *testing.T) {
 			t.Errorf("a replica that left is waited for")
 		}
 	})
+}
+
+// TestRotateRefreshConcurrent: 20 parallel rotations of one refresh token
+// (each naming the same successor, as the server derives it) continue one
+// chain: one rotation, the others retries within the grace; without a
+// grace, the first of the others is reuse, which revokes the chain, and
+// the rest find it dead.
+func TestRotateRefreshConcurrent(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		grace  time.Duration
+		others Rotation
+	}{
+		{"within grace", time.Minute, Retried},
+		{"no grace", -1, Reused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, s Store) {
+				ctx := t.Context()
+				now := time.Now()
+				c := seedCode(t, s, "code", now.Add(time.Minute))
+				first := pairFor("first")
+				redeem(t, s, c, first, now)
+
+				const n = 20
+				outs := make([]Rotation, n)
+				errs := make([]error, n)
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i := range n {
+					wg.Go(func() {
+						<-start
+						next := pairFor("next") // the derived successor
+						next.AccessHash = hashOf(fmt.Sprint("access-", i))
+						outs[i], errs[i] = s.RotateRefresh(context.Background(), first.RefreshHash, next, tc.grace, now)
+					})
+				}
+				close(start)
+				wg.Wait()
+				count := map[Rotation]int{}
+				for i := range n {
+					if errs[i] != nil {
+						t.Errorf("rotation %d: %v", i, errs[i])
+					}
+					count[outs[i]]++
+				}
+				want := map[Rotation]int{Rotated: 1, Retried: n - 1}
+				if tc.others == Reused {
+					want = map[Rotation]int{Rotated: 1, Reused: 1, Dead: n - 2}
+				}
+				if fmt.Sprint(count) != fmt.Sprint(want) {
+					t.Fatalf("outcomes %v, want %v", count, want)
+				}
+				succ, err := s.Refresh(ctx, pairFor("next").RefreshHash)
+				if err != nil {
+					t.Fatalf("successor: %v", err)
+				}
+				if succ.Revoked != (tc.others == Reused) {
+					t.Fatalf("successor revoked=%v", succ.Revoked)
+				}
+			})
+		})
+	}
 }

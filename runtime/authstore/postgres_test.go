@@ -1,0 +1,365 @@
+package authstore
+
+// PostgreSQL-only behaviour: connection errors, migrations under the
+// advisory lock, lost connections, notifications. The shared semantics are
+// in the suite (suite_test.go), which runs on PostgreSQL too.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// adminConn connects to the schema of url (from testPostgresURL) directly.
+func adminConn(t *testing.T, u string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// withParam returns u with the query parameter k=v.
+func withParam(t *testing.T, u, k, v string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.Query()
+	q.Set(k, v)
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"auth.db", "auth.db"},
+		{"/var/lib/mcp/auth.db", "/var/lib/mcp/auth.db"},
+		{"postgres://app:s3cret@db:5432/auth", "postgres://app:xxxxx@db:5432/auth"},
+		{"postgresql://app@db/auth?sslmode=require", "postgresql://app@db/auth?sslmode=require"},
+		{"postgres://db/auth?password=s3cret&user=app", "postgres://db/auth?password=xxxxx&user=app"},
+		{"postgres://app:s3cret@db/auth?sslpassword=k3y", "postgres://app:xxxxx@db/auth?sslpassword=xxxxx"},
+		{"postgres://app:s3cret@db:bad port/auth", "postgres://(unparsable URL)"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestPostgresOpenErrors: the usual misconfigurations fail Open with a
+// message that says what is wrong, names the database without its
+// password, and never contains the password.
+func TestPostgresOpenErrors(t *testing.T) {
+	base := os.Getenv("MCP_TEST_POSTGRES")
+	good := testPostgresURL(t) // skips without PostgreSQL
+	u, _ := url.Parse(good)
+	const secret = "wr0ng-Pa55word"
+
+	wrongPassword := *u
+	wrongPassword.User = url.UserPassword(u.User.Username(), secret)
+	missingDB := *u // with the right password
+	missingDB.Path = "/authstore_no_such_database"
+	unreachable := *u
+	unreachable.Host = "127.0.0.1:1"
+	unreachable.User = url.UserPassword(u.User.Username(), secret)
+
+	for _, tc := range []struct {
+		name, dsn string
+		want      string
+	}{
+		{"wrong password", wrongPassword.String(), "check the user and password"},
+		{"missing database", missingDB.String(), `database "authstore_no_such_database" does not exist`},
+		{"unreachable host", unreachable.String(), "cannot reach PostgreSQL at 127.0.0.1:1"},
+		{"not a URL", "postgres://u:" + secret + "@host:port/x", "not a valid PostgreSQL connection URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			s, err := Open(ctx, tc.dsn, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not say %q", msg, tc.want)
+			}
+			if !strings.Contains(msg, Redact(tc.dsn)) {
+				t.Errorf("error %q does not name the database as %q", msg, Redact(tc.dsn))
+			}
+			for _, pw := range []string{secret, dsnPassword(base)} {
+				if pw != "" && strings.Contains(msg, pw) {
+					t.Errorf("error contains the password: %q", msg)
+				}
+			}
+		})
+	}
+}
+
+// TestPostgresConcurrentOpen: replicas starting together migrate exactly
+// once and share one rotation key.
+func TestPostgresConcurrentOpen(t *testing.T) {
+	dsn := testPostgresURL(t)
+	const n = 8
+	stores := make([]Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(t.Context(), dsn, Options{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Open %d: %v", i, errs[i])
+		}
+		defer stores[i].Close()
+		if !bytes.Equal(stores[i].RotationKey(), stores[0].RotationKey()) {
+			t.Errorf("replica %d has another rotation key", i)
+		}
+	}
+	var version, rows int
+	conn := adminConn(t, dsn)
+	if err := conn.QueryRow(t.Context(), `SELECT max(version), count(*) FROM schema_version`).Scan(&version, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if version != len(pgMigrations) || rows != 1 {
+		t.Fatalf("schema_version: version %d in %d rows, want %d in 1", version, rows, len(pgMigrations))
+	}
+}
+
+func TestPostgresRefusesNewerSchema(t *testing.T) {
+	dsn := testPostgresURL(t)
+	s, err := Open(t.Context(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := adminConn(t, dsn).Exec(t.Context(), `UPDATE schema_version SET version = $1`, len(pgMigrations)+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(t.Context(), dsn, Options{})
+	if err == nil || !strings.Contains(err.Error(), "newer than this program knows") {
+		t.Fatalf("Open of a newer schema: %v", err)
+	}
+}
+
+// TestPostgresLockTimeout: a write that waits longer than LockTimeout for a
+// row lock returns ErrUnavailable, and works once the lock is released.
+func TestPostgresLockTimeout(t *testing.T) {
+	dsn := testPostgresURL(t)
+	s, err := Open(t.Context(), dsn, Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tx, err := adminConn(t, dsn).Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `SELECT n FROM epoch FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeGrant(t.Context(), "g", time.Now()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("revocation under a held lock: %v, want ErrUnavailable", err)
+	}
+	tx.Rollback(t.Context())
+	if err := s.RevokeGrant(t.Context(), "g", time.Now()); err != nil {
+		t.Fatalf("after the lock was released: %v", err)
+	}
+}
+
+// TestPostgresBackendTerminated: a connection killed in the middle of an
+// operation makes it fail with ErrUnavailable (never a false success), and
+// the next operations work on fresh connections.
+func TestPostgresBackendTerminated(t *testing.T) {
+	dsn := testPostgresURL(t)
+	app := "authstore_test_" + fmt.Sprint(time.Now().UnixNano())
+	s, err := Open(t.Context(), withParam(t, dsn, "application_name", app), Options{LockTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	admin := adminConn(t, dsn)
+	// Hold the epoch row so that a revocation blocks in the database.
+	tx, err := admin.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `SELECT n FROM epoch FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.RevokeGrant(context.Background(), "g", time.Now()) }()
+	killer := adminConn(t, dsn)
+	for {
+		var waiting int
+		if err := killer.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := killer.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("revocation on a terminated connection: %v, want ErrUnavailable", err)
+	}
+	tx.Rollback(t.Context())
+	now := time.Now()
+	seedClient(t, s, "after", now)
+	if _, err := s.Client(t.Context(), "after"); err != nil {
+		t.Fatalf("after the connections were terminated: %v", err)
+	}
+}
+
+// TestPostgresDatabaseDown: while the database cannot be reached, every
+// method returns ErrUnavailable; when it is back, the same Store works.
+func TestPostgresDatabaseDown(t *testing.T) {
+	dsn := testPostgresURL(t)
+	u, _ := url.Parse(dsn)
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	s, err := Open(t.Context(), withParam(t, u.String(), "connect_timeout", "2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now()
+	seedClient(t, s, "c", now)
+
+	proxy.setDown(true)
+	for name, op := range map[string]func() error{
+		"Client":       func() error { _, err := s.Client(ctx, "c"); return err },
+		"LookupAccess": func() error { _, err := s.LookupAccess(ctx, hashOf("t"), now); return err },
+		"RevokeGrant":  func() error { return s.RevokeGrant(ctx, "g", now) },
+		"Allow":        func() error { _, _, err := s.Allow(ctx, Limit{"l", 1, time.Minute}, "k", now); return err },
+		"Ping":         func() error { return s.Ping(ctx) },
+	} {
+		if err := op(); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with the database down: %v, want ErrUnavailable", name, err)
+		}
+	}
+
+	proxy.setDown(false)
+	if _, err := s.Client(ctx, "c"); err != nil {
+		t.Fatalf("after the database came back: %v", err)
+	}
+}
+
+// TestPostgresWatchEpochs: a revocation committed by one replica reaches
+// another's watcher.
+func TestPostgresWatchEpochs(t *testing.T) {
+	dsn := testPostgresURL(t)
+	a, err := Open(t.Context(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(t.Context(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := a.WatchEpochs(ctx)
+	if err != nil || ch == nil {
+		t.Fatalf("WatchEpochs: %v, %v", ch, err)
+	}
+	if err := b.RevokeGrant(t.Context(), "g", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+		t.Fatal("no notification of a committed revocation")
+	}
+	cancel()
+	for range ch { // closed when ctx ends
+	}
+}
+
+// tcpProxy forwards connections to a backend until it is set down: then it
+// cuts every connection and refuses new ones.
+type tcpProxy struct {
+	addr    string
+	backend string
+	mu      sync.Mutex
+	down    bool
+	conns   []net.Conn
+}
+
+func newTCPProxy(t *testing.T, backend string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{addr: ln.Addr().String(), backend: backend}
+	t.Cleanup(func() { ln.Close(); p.setDown(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	b, err := net.Dial("tcp", p.backend)
+	if err != nil {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.conns = append(p.conns, c, b)
+	p.mu.Unlock()
+	go func() { io.Copy(b, c); b.Close() }()
+	io.Copy(c, b)
+	c.Close()
+}
+
+func (p *tcpProxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
