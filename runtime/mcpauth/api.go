@@ -130,6 +130,10 @@ type Config struct {
 	// which serve documents from httptest; never set it in production (it
 	// opens the server to SSRF).
 	AllowLoopbackClientMetadata bool
+
+	// storeLimits bounds the shared tables (zero: authstore's defaults);
+	// tests shrink them.
+	storeLimits authstore.Limits
 }
 
 // Defaults. (The throttling limits are in throttle.go.)
@@ -168,11 +172,10 @@ type Server struct {
 	store    authstore.Store
 	users    users
 	cache    *tokenCache
-	txs      *transactions
 	sessions *sessionOwners
 	cimd     *cimdFetcher
 
-	limits    counters
+	limits    authstore.ThrottleStore
 	timeouts  timeouts
 	bcryptSem chan struct{}
 	xffWarn   sync.Once
@@ -210,15 +213,22 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 			"path", s.cfg.UsersPath)
 	}
 	s.users = uf
-	st, err := authstore.Open(context.Background(), s.cfg.Database, authstore.Options{LockTimeout: s.cfg.LockTimeout})
+	st, err := authstore.Open(context.Background(), s.cfg.Database,
+		authstore.Options{LockTimeout: s.cfg.LockTimeout, Limits: s.cfg.storeLimits})
 	if err != nil {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
-	s.store = st
+	s.setStore(st)
 	s.mcpHandler = newMCPHandler(mcp, s)
 	s.handler = s.metrics.instrument(s.routes())
 	go s.cleanupLoop()
 	return s, nil
+}
+
+// setStore makes st the server's database.
+func (s *Server) setStore(st authstore.Store) {
+	s.store = st
+	s.limits = st
 }
 
 // newServer validates cfg, applies defaults and builds everything but the
@@ -307,10 +317,8 @@ func newServer(cfg Config) (*Server, error) {
 		baseHost:   host,
 		cookieName: browserCookie,
 		cache:      newTokenCache(),
-		txs:        newTransactions(),
 		sessions:   newSessionOwners(),
 
-		limits:    newMemCounters(),
 		timeouts:  defaultTimeouts,
 		bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 		stop:      make(chan struct{}),

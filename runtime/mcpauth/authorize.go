@@ -21,13 +21,11 @@ package mcpauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mcpgen/create-mcp-server/runtime/authstore"
@@ -38,7 +36,6 @@ const (
 	maxStateLen       = 2 << 10
 	maxLoginBody      = 16 << 10
 	txTTL             = 10 * time.Minute
-	maxTransactions   = 10_000
 	browserCookie     = "mcpauth_browser"
 )
 
@@ -53,62 +50,71 @@ type authRequest struct {
 	Resource      string
 }
 
-// transaction is a pending sign-in.
-type transaction struct {
-	req         authRequest
-	browserHash [32]byte
-	expires     time.Time
-}
+// Pending sign-ins live in the store (authstore.SignInStore), so that the
+// form GET /authorize shows may be posted to any replica. A pending sign-in
+// holds what GET /authorize validated, small and fixed in size: the client
+// id and name, one redirect URI, the state, the PKCE challenge, the scope
+// and the resource, never the client. The store bounds them per client
+// address, per browser and overall, evicting the oldest, so a flood from
+// one address never stops another's sign-in; starting one is throttled per
+// address (signInAddrLimit).
 
-// transactions holds pending sign-ins in memory; a restart only costs users
-// a reload of the sign-in page.
-type transactions struct {
-	mu sync.Mutex
-	m  map[string]*transaction
-}
-
-func newTransactions() *transactions {
-	return &transactions{m: make(map[string]*transaction)}
-}
-
-// put stores t and returns its id, or "" if there are too many pending.
-func (ts *transactions) put(t *transaction, now time.Time) string {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if len(ts.m) >= maxTransactions {
-		for id, x := range ts.m {
-			if !now.Before(x.expires) {
-				delete(ts.m, id)
-			}
-		}
-		if len(ts.m) >= maxTransactions {
-			return ""
-		}
-	}
+// startSignIn stores req as a pending sign-in of the browser with cookie,
+// from the address key addr, and returns the id the form carries.
+func (s *Server) startSignIn(ctx context.Context, req *authRequest, cookie, addr string, now time.Time) (string, error) {
 	id := newSecret()
-	ts.m[id] = t
-	return id
+	err := s.store.CreateSignIn(ctx, &authstore.SignIn{
+		IDHash: hashSecret(id), BrowserHash: hashSecret(cookie), AddrKey: addr,
+		ClientID: req.Client.ID, ClientName: req.Client.Name,
+		RedirectURI: req.RedirectURI, State: req.State, HasState: req.HasState,
+		CodeChallenge: req.CodeChallenge, Scope: req.Scope, Resource: req.Resource,
+		CreatedAt: now, ExpiresAt: now.Add(txTTL),
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
-// take removes and returns the transaction id if it is live and was started
-// by the browser holding cookie.
-func (ts *transactions) take(id, cookie string, now time.Time) *transaction {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	t, ok := ts.m[id]
-	if !ok {
-		return nil
+// takeSignIn takes (single use) the pending sign-in id of the browser with
+// cookie and rebuilds the request: the client is resolved again (it may
+// have been deleted, or its metadata document changed, since the form was
+// shown) and the redirect URI checked against it again. A sign-in that is
+// unknown, expired, another browser's or no longer valid is a page error.
+func (s *Server) takeSignIn(ctx context.Context, id, cookie string, now time.Time) (*authRequest, *pageError) {
+	expired := &pageError{Status: http.StatusForbidden, Title: "Sign-in expired",
+		Message: "This sign-in page has expired or was opened in another browser. Go back to your app and connect again."}
+	if id == "" || cookie == "" {
+		return nil, expired
 	}
-	if !now.Before(t.expires) {
-		delete(ts.m, id)
-		return nil
+	si, err := s.store.TakeSignIn(ctx, hashSecret(id), hashSecret(cookie), now)
+	if errors.Is(err, authstore.ErrNotFound) {
+		return nil, expired
 	}
-	h := sha256.Sum256([]byte(cookie))
-	if cookie == "" || subtle.ConstantTimeCompare(h[:], t.browserHash[:]) != 1 {
-		return nil
+	if err != nil {
+		s.log.ErrorContext(ctx, "authorize: take sign-in", "error", err)
+		return nil, unavailablePage(err)
 	}
-	delete(ts.m, id)
-	return t
+	c, err := s.lookupClient(ctx, si.ClientID)
+	if err != nil {
+		if pe, ok := err.(*pageError); ok {
+			return nil, pe
+		}
+		s.log.ErrorContext(ctx, "authorize: client lookup", "error", err)
+		return nil, unavailablePage(err)
+	}
+	if c == nil || !anyRedirectMatches(c.RedirectURIs, si.RedirectURI) {
+		return nil, badRequest("The application's registration changed during sign-in. Go back to your app and connect again.")
+	}
+	return &authRequest{Client: c, RedirectURI: si.RedirectURI, State: si.State, HasState: si.HasState,
+		CodeChallenge: si.CodeChallenge, Scope: si.Scope, Resource: si.Resource}, nil
+}
+
+// unavailablePage is the page for a failure of the database (or of
+// something else the server needs): 503, try again, never a 500.
+func unavailablePage(err error) *pageError {
+	return &pageError{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+		Message: "The server cannot complete the sign-in right now. Try again in a moment."}
 }
 
 // pageError is an error shown as an HTML page.
@@ -132,6 +138,19 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, perr)
 		return
 	}
+	addr := s.clientKey(r)
+	d, ok, err := s.limits.Allow(r.Context(), signInAddrLimit, addr, s.now())
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "authorize: sign-in throttle", "error", err)
+		s.renderError(w, unavailablePage(err))
+		return
+	}
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter(d))
+		s.renderError(w, &pageError{Status: http.StatusTooManyRequests, Title: "Too many sign-ins",
+			Message: "Too many sign-ins were started from your network. Wait a few minutes and try again."})
+		return
+	}
 	cookie := ""
 	if c, err := r.Cookie(s.cookieName); err == nil && len(c.Value) == 43 {
 		cookie = c.Value
@@ -143,11 +162,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	now := s.now()
-	tx := &transaction{req: *req, browserHash: sha256.Sum256([]byte(cookie)), expires: now.Add(txTTL)}
-	id := s.txs.put(tx, now)
-	if id == "" {
-		s.renderError(w, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy",
-			Message: "Too many sign-ins are in progress. Try again in a few minutes."})
+	id, err := s.startSignIn(r.Context(), req, cookie, addr, now)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "authorize: store sign-in", "error", err)
+		s.renderError(w, unavailablePage(err))
 		return
 	}
 	s.renderLogin(w, http.StatusOK, id, req, "", "")
@@ -177,7 +195,7 @@ func (s *Server) parseAuthorize(r *http.Request) (*authRequest, *pageError) {
 			return nil, pe
 		}
 		s.log.ErrorContext(r.Context(), "authorize: client lookup", "error", err)
-		return nil, &pageError{Status: http.StatusInternalServerError, Title: "Server error", Message: "Something went wrong. Try again."}
+		return nil, unavailablePage(err)
 	}
 	if c == nil {
 		return nil, badRequest("The application is not registered with this server. Remove and re-add the server in your app.")
@@ -282,21 +300,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(s.cookieName); err == nil {
 		cookie = c.Value
 	}
-	txID := form.Get("tx")
-	tx := s.txs.take(txID, cookie, now)
-	if tx == nil {
-		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Sign-in expired",
-			Message: "This sign-in page has expired or was opened in another browser. Go back to your app and connect again."})
+	req, perr := s.takeSignIn(r.Context(), form.Get("tx"), cookie, now)
+	if perr != nil {
+		s.renderError(w, perr)
 		return
 	}
-	req := &tx.req
 	username := form.Get("username")
 	password := form.Get("password")
-	// retry shows the form again, keeping the username (never the password).
+	// retry shows the form again, as a new pending sign-in, keeping the
+	// username (never the password).
 	retry := func(status int, msg string) {
-		newID := s.txs.put(tx, now)
-		if newID == "" {
-			s.renderError(w, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy", Message: "Try again in a few minutes."})
+		newID, err := s.startSignIn(r.Context(), req, cookie, s.clientKey(r), now)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "authorize: store sign-in", "error", err)
+			s.renderError(w, unavailablePage(err))
 			return
 		}
 		s.renderLogin(w, status, newID, req, msg, username)
@@ -332,7 +349,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// The right password: this address may try again for this user, and
 	// the attempt is taken back from the others (earlier failures stay).
 	s.uncountLogin(r.Context(), keys, len(keys), now)
-	if err := s.limits.reset(r.Context(), keys[0].limit, keys[0].key); err != nil {
+	if err := s.limits.Reset(r.Context(), keys[0].limit, keys[0].key); err != nil {
 		s.log.WarnContext(r.Context(), "authorize: login throttle reset", "error", err)
 	}
 
@@ -373,7 +390,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // throttleKey is one counter a request is counted against.
 type throttleKey struct {
-	limit limit
+	limit authstore.Limit
 	key   string
 }
 
@@ -393,7 +410,7 @@ func (s *Server) loginKeys(username, addr string) []throttleKey {
 // to wait.
 func (s *Server) countLogin(ctx context.Context, keys []throttleKey, now time.Time) (time.Duration, bool, error) {
 	for i, k := range keys {
-		d, ok, err := s.limits.allow(ctx, k.limit, k.key, now)
+		d, ok, err := s.limits.Allow(ctx, k.limit, k.key, now)
 		if err != nil || !ok {
 			s.uncountLogin(ctx, keys, i, now)
 			return d, false, err
@@ -405,7 +422,7 @@ func (s *Server) countLogin(ctx context.Context, keys []throttleKey, now time.Ti
 // uncountLogin takes back the attempt from the first n keys.
 func (s *Server) uncountLogin(ctx context.Context, keys []throttleKey, n int, now time.Time) {
 	for _, k := range keys[:n] {
-		if err := s.limits.undo(ctx, k.limit, k.key, now); err != nil {
+		if err := s.limits.Undo(ctx, k.limit, k.key, now); err != nil {
 			s.log.WarnContext(ctx, "authorize: login throttle undo", "error", err)
 		}
 	}

@@ -41,7 +41,7 @@ func newVerifyServer(t *testing.T, now time.Time) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s.store = st
+	s.setStore(st)
 	s.users = fakeUsers{"alice": "stamp-1", "bob": "stamp-2"}
 	return s
 }

@@ -1,6 +1,10 @@
 package mcpauth
 
-import "time"
+import (
+	"time"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
+)
 
 // SetReadTimeouts shortens s's read deadlines (headers, OAuth bodies, MCP
 // bodies), so that tests of slow clients need not wait for the defaults.
@@ -8,3 +12,7 @@ import "time"
 func SetReadTimeouts(s *Server, header, body, mcpBody time.Duration) {
 	s.timeouts = timeouts{header: header, body: body, mcpBody: mcpBody}
 }
+
+// SetStoreLimits sets the bounds of the shared tables the server opens
+// (zero fields: the defaults), so that tests can reach them.
+func SetStoreLimits(c *Config, l authstore.Limits) { c.storeLimits = l }

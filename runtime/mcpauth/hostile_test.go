@@ -7,7 +7,9 @@ package mcpauth_test
 // after the attack; serve_test.go has the connection-level ones.
 
 import (
+	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
 )
@@ -598,4 +601,149 @@ func TestHostileBaseURLWithDefaultPort(t *testing.T) {
 	if resp.Header.Get("Access-Control-Allow-Origin") != public {
 		t.Errorf("/mcp CORS for the server's own origin: %q", resp.Header.Get("Access-Control-Allow-Origin"))
 	}
+}
+
+// Issue item 6: throttle tables that reached their size limit were cleared
+// wholesale, lockouts included: a flood of new keys lifted every lockout.
+// The least recently used keys that are not locked go first now.
+func TestHostileThrottleFloodKeepsLockouts(t *testing.T) {
+	e := newProxiedEnv(t, func(c *mcpauth.Config) { mcpauth.SetStoreLimits(c, authstore.Limits{ThrottleKeys: 30}) })
+	c := e.register(nil)
+	locked := from(c, "203.0.113.1")
+	for range 5 {
+		trySignIn(t, locked, "alice", "wrong")
+	}
+	if st := trySignIn(t, locked, "alice", "wrong"); st != http.StatusTooManyRequests {
+		t.Fatalf("6th failure: %d, want 429", st)
+	}
+	// 200 failures for fresh usernames from fresh addresses: several
+	// times the key cap of every login rule.
+	for i := range 200 {
+		trySignIn(t, from(c, fmt.Sprintf("198.51.%d.%d", i/200, i%200+1)), fmt.Sprintf("nobody%d", i), "guess")
+	}
+	if st := trySignIn(t, locked, "alice", testUsers["alice"]); st != http.StatusTooManyRequests {
+		t.Errorf("the locked (user, address) after a flood of new keys: %d, want 429 (the lockout survives)", st)
+	}
+}
+
+// pendingSignIns counts the pending sign-ins in the server's database and
+// returns the largest row's size in bytes.
+func (e *env) pendingSignIns() (n, largest int) {
+	e.t.Helper()
+	db, err := sql.Open("sqlite", "file:"+e.dbPath+"?mode=ro")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.QueryRow(`SELECT count(*), coalesce(max(length(id_hash) + length(browser_hash) + length(addr_key) +
+		length(client_id) + length(client_name) + length(redirect_uri) + length(state) + length(code_challenge) +
+		length(scope) + length(resource) + 32), 0) FROM signins`).Scan(&n, &largest)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n, largest
+}
+
+// Issue item 1: 10,000 plain GETs of /authorize from one address filled the
+// pending sign-in table, and every user's sign-in then got 503 "Busy" for
+// ten minutes; each pending sign-in kept a full copy of the client. Now
+// pending sign-ins are bounded per address and per browser (the oldest is
+// evicted), hold only what was validated, and starting them is throttled.
+func TestHostilePendingSignInFlood(t *testing.T) {
+	e := newProxiedEnv(t, func(c *mcpauth.Config) {
+		mcpauth.SetStoreLimits(c, authstore.Limits{SignIns: 1000, SignInsPerAddr: 20, SignInsPerBrowser: 3})
+	})
+	var uris []string
+	for i := range 7 { // close to the 8 KiB metadata cap
+		uris = append(uris, fmt.Sprintf("https://client.example/%d/%s", i, strings.Repeat("u", 990)))
+	}
+	big := e.register(map[string]any{"redirect_uris": uris, "client_name": strings.Repeat("N", 200)})
+	big.RedirectURI = uris[0]
+	victim := from(e.register(nil), "198.51.100.50")
+	// The victim opens the sign-in page; the flood starts while it is open.
+	page, err := victim.OpenAuthorize(ctx(t), mcpauthtest.AuthorizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, challenge := mcpauthtest.PKCE()
+	flood := authorizeQuery(big, url.Values{"code_challenge": {challenge}, "state": {strings.Repeat("s", 2048)}}).Encode()
+	throttled := 0
+	for range 400 {
+		resp, body := e.get("/authorize?"+flood, xff("203.0.113.13"))
+		switch resp.StatusCode {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			throttled++
+		default:
+			t.Fatalf("flood: %d %.200s", resp.StatusCode, body)
+		}
+	}
+	if throttled != 100 {
+		t.Errorf("%d of 400 sign-ins started from one address were throttled, want 100 (300 per 10 minutes)", throttled)
+	}
+	n, largest := e.pendingSignIns()
+	if n > 20+1 {
+		t.Errorf("%d pending sign-ins after a flood from one address, want at most 21 (20 per address, and the victim's)", n)
+	}
+	if largest > 2048+1024+512 {
+		t.Errorf("a pending sign-in takes %d bytes: more than the state, one redirect URI and a few fields (the client is not copied)", largest)
+	}
+
+	// The victim's sign-in, started before the flood, completes, and so
+	// does a new one.
+	res, err := page.Submit(ctx(t), "alice", testUsers["alice"], false)
+	if err != nil || res.Code == "" {
+		t.Fatalf("the victim's sign-in after a flood from another address: %v", err)
+	}
+	if _, err := victim.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "bob", Password: testUsers["bob"]}); err != nil {
+		t.Fatalf("a new sign-in after the flood: %v", err)
+	}
+
+	// One browser keeps its 3 most recent pending sign-ins.
+	browser := mcpauthtest.NewBrowser()
+	var forms []url.Values
+	for range 4 {
+		resp, body := getWith(t, browser, e.base+"/authorize?"+authorizeQuery(victim, nil).Encode())
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("browser sign-in: %d", resp.StatusCode)
+		}
+		f, err := mcpauthtest.ParseForm(resp.Request.URL, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := f.Values("alice", testUsers["alice"], false)
+		forms = append(forms, v)
+	}
+	for i, want := range []int{http.StatusForbidden, http.StatusSeeOther} {
+		v := forms[[]int{0, 3}[i]]
+		req, _ := http.NewRequest(http.MethodPost, e.base+"/authorize", strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("the browser's sign-in %d of 4 (3 kept per browser): %d, want %d", []int{1, 4}[i], resp.StatusCode, want)
+		}
+	}
+}
+
+// getWith GETs url with hc and returns the response with its body read.
+func getWith(t *testing.T, hc *http.Client, u string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := hc.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
 }

@@ -64,7 +64,7 @@ type registerResponse struct {
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	d, ok, err := s.limits.allow(r.Context(), registerAddrLimit, s.clientKey(r), now)
+	d, ok, err := s.limits.Allow(r.Context(), registerAddrLimit, s.clientKey(r), now)
 	if err != nil {
 		s.writeError(w, r, serverError(err))
 		return

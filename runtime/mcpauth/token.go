@@ -97,7 +97,7 @@ func (s *Server) guessThrottled(ctx context.Context, addr, clientID string) erro
 	if clientID != "" {
 		l, key = guessClientAddrLimit, clientID+"\x00"+addr
 	}
-	d, blocked, err := s.limits.blocked(ctx, l, key, now)
+	d, blocked, err := s.limits.Blocked(ctx, l, key, now)
 	if err != nil {
 		return serverError(err)
 	}
@@ -123,11 +123,11 @@ func (s *Server) guessFailed(ctx context.Context, addr, clientID string, err err
 		return
 	}
 	now := s.now()
-	if err := s.limits.add(ctx, guessAddrLimit, addr, now); err != nil {
+	if err := s.limits.Add(ctx, guessAddrLimit, addr, now); err != nil {
 		s.log.WarnContext(ctx, "token: throttle", "error", err)
 	}
 	if clientID != "" && oe.Code == "invalid_client" {
-		if err := s.limits.add(ctx, guessClientAddrLimit, clientID+"\x00"+addr, now); err != nil {
+		if err := s.limits.Add(ctx, guessClientAddrLimit, clientID+"\x00"+addr, now); err != nil {
 			s.log.WarnContext(ctx, "token: throttle", "error", err)
 		}
 	}
