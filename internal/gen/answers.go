@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/mod/module"
 )
@@ -91,45 +92,86 @@ func ValidateModule(mod string) error {
 	if err := module.CheckImportPath(mod); err != nil {
 		return fmt.Errorf("module path %q is not valid: %w", mod, errors.Unwrap(err))
 	}
-	if first, _, _ := strings.Cut(mod, "/"); first == "std" || first == "cmd" {
+	first, _, _ := strings.Cut(mod, "/")
+	switch {
+	case first == "std" || first == "cmd":
 		return fmt.Errorf("module path %q is not valid: %q is reserved for the Go standard library", mod, first)
+	case slices.Contains(stdTopLevel, first):
+		// The project's own packages and the standard library's would
+		// share import paths: "go build" stops at an ambiguous import.
+		return fmt.Errorf("module path %q is not valid: %q is a package of the Go standard library, "+
+			"so its imports would be ambiguous; use a path such as example.com/%s", mod, first, mod)
+	case mod == "go" || mod == "toolchain" || mod == "all" || mod == "tool":
+		return fmt.Errorf("module path %q is not valid: the go command reserves it; use a path such as example.com/%s", mod, mod)
+	case slices.Contains(strings.Split(mod, "/"), "vendor"):
+		return fmt.Errorf("module path %q is not valid: the go command treats packages under a \"vendor\" element as vendored copies", mod)
 	}
 	return nil
 }
 
-// ValidateName checks the server name shown to clients: any single line of
-// printable text, at most 100 characters.
+// stdTopLevel lists the first elements of the standard library's import
+// paths (the directories of $GOROOT/src, "cmd" aside). A module path that
+// starts with one of them would make imports ambiguous, so ValidateModule
+// refuses it: "time", "log/x" and "net" are refused, "example.com/time" and
+// "timer" are fine. TestStdTopLevel checks the list against "go list std".
+var stdTopLevel = []string{
+	"archive", "arena", "bufio", "builtin", "bytes", "cmp", "compress", "container",
+	"context", "crypto", "database", "debug", "embed", "encoding", "errors", "expvar",
+	"flag", "fmt", "go", "hash", "html", "image", "index", "internal", "io", "iter",
+	"log", "maps", "math", "mime", "net", "os", "path", "plugin", "reflect", "regexp",
+	"runtime", "simd", "slices", "sort", "strconv", "strings", "structs", "sync",
+	"syscall", "testing", "text", "time", "unicode", "unique", "unsafe", "vendor", "weak",
+}
+
+// ValidateName checks the server name shown to clients: a single line of
+// printable text in any script, at most 100 characters, without spaces
+// around it. Quotes, backslashes, backticks, "{{" and HTML are fine: every
+// file shows them as they are (see escape.go).
 func ValidateName(name string) error {
-	switch {
-	case strings.TrimSpace(name) == "":
+	if strings.TrimSpace(name) == "" {
 		return errors.New("server name: must not be empty")
-	case len(name) > 100:
-		return fmt.Errorf("server name %q: must be at most 100 characters", name)
-	case !printable(name):
-		return fmt.Errorf("server name %q: must be a single line of printable text", name)
 	}
-	return nil
+	return checkLine("server name", name, 100)
 }
 
-// ValidateDescription checks the description: a single line of printable
-// text (it may be empty), at most 300 characters.
+// ValidateDescription checks the description: like a name (see
+// ValidateName), but it may be empty and have up to 300 characters.
 func ValidateDescription(desc string) error {
-	switch {
-	case len(desc) > 300:
-		return errors.New("description: must be at most 300 characters")
-	case !printable(desc):
-		return fmt.Errorf("description %q: must be a single line of printable text", desc)
+	if desc == "" {
+		return nil
 	}
-	return nil
+	return checkLine("description", desc, 300)
 }
 
-func printable(s string) bool {
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
+// checkLine checks that s is one line of printable text of at most max
+// characters with no space at either end. Control characters (a newline, a
+// tab, an escape), invisible format characters (a zero-width space, a
+// right-to-left override), invalid UTF-8 and line or paragraph separators
+// are refused: no file format carries them faithfully, and they can make
+// text read differently from what it is.
+func checkLine(what, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s %q: is not valid UTF-8", what, s)
 	}
-	return true
+	if n := utf8.RuneCountInString(s); n > max {
+		return fmt.Errorf("%s %q: must be at most %d characters, not %d", what, s, max, n)
+	}
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			continue
+		}
+		kind := "a non-printing character"
+		if r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029' {
+			kind = "a line break"
+		} else if unicode.IsControl(r) {
+			kind = "a control character"
+		}
+		return fmt.Errorf("%s %q: contains %s (%U); it must be a single line of printable text", what, s, kind, r)
+	}
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%s %q: must not start or end with a space", what, s)
+	}
+	return nil
 }
 
 // A Tool is one MCP tool of a generated project: the name clients see and

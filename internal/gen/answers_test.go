@@ -2,6 +2,7 @@ package gen
 
 import (
 	"go/token"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -90,9 +91,42 @@ func TestValidate(t *testing.T) {
 		{"module with trailing slash", func(a *Answers) { a.Module = "example.com/x/" }, `module path "example.com/x/" is not valid`},
 		{"module std", func(a *Answers) { a.Module = "std/x" }, "reserved"},
 		{"empty name", func(a *Answers) { a.Name = " " }, "server name: must not be empty"},
-		{"two-line name", func(a *Answers) { a.Name = "a\nb" }, "single line"},
+		{"two-line name", func(a *Answers) { a.Name = "a\nb" }, `server name "a\nb": contains a line break (U+000A); it must be a single line of printable text`},
 		{"long description", func(a *Answers) { a.Description = strings.Repeat("x", 301) }, "at most 300"},
 		{"bad tool", func(a *Answers) { a.Tools = []string{"a b"} }, `tool name "a b"`},
+
+		// Any printable text is a name; each file shows it as it is.
+		{"name with quotes and backslashes", func(a *Answers) { a.Name = `My "best" \b server` }, ""},
+		{"name with backticks and braces", func(a *Answers) { a.Name = "`x` {{.Name}} ``y``" }, ""},
+		{"name with HTML", func(a *Answers) { a.Name = "<script>alert('x')</script> &amp;" }, ""},
+		{"name in another script", func(a *Answers) { a.Name = "天気 — Wetter ☀" }, ""},
+		{"name of 100 characters", func(a *Answers) { a.Name = strings.Repeat("é", 100) }, ""},
+		{"name of 101 characters", func(a *Answers) { a.Name = strings.Repeat("é", 101) }, "at most 100 characters, not 101"},
+		{"name with a tab", func(a *Answers) { a.Name = "a\tb" }, `contains a control character (U+0009)`},
+		{"name with an escape", func(a *Answers) { a.Name = "a\x1b[31mb" }, `contains a control character (U+001B)`},
+		{"name with a line separator", func(a *Answers) { a.Name = "a\u2028b" }, `contains a line break (U+2028)`},
+		{"name with a right-to-left override", func(a *Answers) { a.Name = "a\u202eb" }, `contains a non-printing character (U+202E)`},
+		{"name with a zero-width space", func(a *Answers) { a.Name = "a\u200bb" }, `(U+200B)`},
+		{"name with invalid UTF-8", func(a *Answers) { a.Name = "a\xffb" }, `not valid UTF-8`},
+		{"name with a space in front", func(a *Answers) { a.Name = " a" }, `must not start or end with a space`},
+		{"description with a newline", func(a *Answers) { a.Description = "a\r\nb" }, `description "a\r\nb": contains a line break (U+000D)`},
+		{"description with a trailing space", func(a *Answers) { a.Description = "a " }, `must not start or end with a space`},
+
+		// Module paths the go command cannot build, refused before anything is written.
+		{"module time", func(a *Answers) { a.Module = "time" }, `"time" is a package of the Go standard library, so its imports would be ambiguous; use a path such as example.com/time`},
+		{"module log", func(a *Answers) { a.Module = "log" }, "standard library"},
+		{"module html", func(a *Answers) { a.Module = "html" }, "standard library"},
+		{"module sort", func(a *Answers) { a.Module = "sort" }, "standard library"},
+		{"module context", func(a *Answers) { a.Module = "context" }, "standard library"},
+		{"module errors", func(a *Answers) { a.Module = "errors" }, "standard library"},
+		{"module net/http", func(a *Answers) { a.Module = "net/http" }, "standard library"},
+		{"module under a std directory", func(a *Answers) { a.Module = "encoding/weather" }, "standard library"},
+		{"module named like std, with a domain", func(a *Answers) { a.Module = "example.com/time" }, ""},
+		{"module that only starts like std", func(a *Answers) { a.Module = "timer" }, ""},
+		{"module go", func(a *Answers) { a.Module = "go" }, "standard library"},
+		{"module toolchain", func(a *Answers) { a.Module = "toolchain" }, "reserves it"},
+		{"module all", func(a *Answers) { a.Module = "all" }, "reserves it"},
+		{"module with vendor", func(a *Answers) { a.Module = "example.com/vendor/x" }, `"vendor" element`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,4 +205,24 @@ func FuzzToolList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStdTopLevel checks stdTopLevel against the standard library of the
+// go command running the test: a new top-level package in a later Go
+// release must be added, or a module path named after it would be accepted
+// and then fail to build.
+func TestStdTopLevel(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command("go", "list", "std").Output()
+	if err != nil {
+		t.Fatalf("go list std: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		first, _, _ := strings.Cut(pkg, "/")
+		if !slices.Contains(stdTopLevel, first) {
+			t.Errorf("standard library package %s: %q is missing from stdTopLevel", pkg, first)
+		}
+	}
 }

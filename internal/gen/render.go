@@ -44,6 +44,7 @@ type TemplateData struct {
 	Description      string // one-line description
 	Tools            []Tool // the tools, in the order given
 	Binary           string // name of the binary `go build` writes
+	Image            string // Binary reduced to a valid container image and volume name
 	Slug             string // Name reduced to a-z 0-9 "-", for config keys
 	GeneratorVersion string // version of the generator rendering the project
 	Tool             Tool   // the tool being added (RenderTool only)
@@ -107,6 +108,7 @@ func newTemplateData(a Answers, version string) TemplateData {
 		Description:      a.Description,
 		Tools:            tools,
 		Binary:           binaryName(a.Module),
+		Image:            slug(binaryName(a.Module)),
 		Slug:             slug(a.Name),
 		GeneratorVersion: version,
 	}
@@ -293,13 +295,6 @@ func slug(s string) string {
 		return "mcp-server"
 	}
 	return b.String()
-}
-
-var funcs = template.FuncMap{
-	// quote returns s as a Go (or JSON-compatible ASCII) string literal.
-	"quote": strconv.Quote,
-	// backquote wraps s in backticks for Markdown inline code.
-	"code": func(s string) string { return "`" + s + "`" },
 }
 
 func numbered(src []byte) string {
