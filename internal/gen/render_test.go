@@ -303,7 +303,7 @@ func TestRenderDeterministic(t *testing.T) {
 	}
 }
 
-// TestRenderLayout checks the project layout and file policies of TEAM.md.
+// TestRenderLayout checks the project layout and the owner (policy) of each file.
 func TestRenderLayout(t *testing.T) {
 	files := render(t, goldenSets[0].answers)
 	policies := map[string]string{}
@@ -368,7 +368,7 @@ func TestManifest(t *testing.T) {
 			t.Errorf("manifest entry for %s = %+v, want policy %s hash %s", f.Path, mf, f.Policy, Hash(f.Data))
 		}
 	}
-	// The exact shape TEAM.md fixes.
+	// The exact shape the generator promises.
 	var raw map[string]any
 	if err := json.Unmarshal(data, &raw); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,9 @@
 package mcpauth_test
 
-// Concurrency (oauth-security.md C3 and E3): N parallel redemptions of one
-// authorization code, and of one refresh token, released together by a
-// barrier against a SQLite file, leave at most one live token chain and
-// never answer 5xx.
+// Concurrency (security rules C3 and E3, see security_test.go): N parallel
+// redemptions of one authorization code, and of one refresh token, released
+// together by a barrier against a SQLite file, leave at most one live token
+// chain and never answer 5xx.
 //
 // "One chain" is checked from outside: revoking one of the returned refresh
 // tokens (RFC 7009 revokes its whole family) must leave no returned access

@@ -1,9 +1,9 @@
 package mcpauth_test
 
-// Crash safety (oauth-security.md E10, J5): a server in a subprocess (this
-// test binary, re-executed) serves refreshes and revocations from
-// concurrent clients and is killed with SIGKILL mid-load, then restarted on
-// the same database and port. Afterwards:
+// Crash safety (security rules E10 and J5, see security_test.go): a server
+// in a subprocess (this test binary, re-executed) serves refreshes and
+// revocations from concurrent clients and is killed with SIGKILL mid-load,
+// then restarted on the same database and port. Afterwards:
 //   - PRAGMA integrity_check is ok;
 //   - every token the server had returned (and not revoked) still works,
 //     including the refresh token of a chain whose refresh was in flight

@@ -242,7 +242,8 @@ func FuzzTokenForm(f *testing.F) {
 	})
 }
 
-// safeRedirect reports whether a registered redirect URI obeys SPEC.md.
+// safeRedirect reports whether a registered redirect URI obeys the rules
+// register.go enforces.
 func safeRedirect(s string) bool {
 	if strings.ContainsAny(s, "#\\") || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return false

@@ -1,7 +1,8 @@
 package mcpauth_test
 
-// G6 and J1 of oauth-security.md: no code, token, client secret, PKCE
-// verifier or password ever reaches the database file, its WAL or the logs.
+// Security rules G6 and J1 (see security_test.go): no code, token, client
+// secret, PKCE verifier or password ever reaches the database file, its WAL
+// or the logs.
 // The test runs every kind of flow, successful and failing, collects each
 // secret the server issued or received, and scans the raw bytes.
 

@@ -1,12 +1,16 @@
 package mcpauth_test
 
-// One test per item of section 1 of reference/oauth-security.md (A1 … K5),
-// named by the item id, with the choices of SECURITY.md. Every test drives
-// the server over real HTTP on a SQLite file, as a client or a browser would.
+// One test per security rule of the authorization server, named by the
+// rule's id: its letter is the area (A authorization requests and
+// redirects, B PKCE, C codes, D the token endpoint, E refresh tokens,
+// F revocation, G audience and metadata, H client registration, I the login
+// page, J secrets and storage, K limits and malformed input), and each
+// test's comment states the rule. Every test drives the server over real
+// HTTP on a SQLite file, as a client or a browser would.
 //
-// Items that are covered elsewhere or cannot be checked from outside:
+// Rules that are covered elsewhere or cannot be checked from outside:
 //   - B8, J3 (constant-time comparisons): code review, not observable.
-//   - B10 (reject a reused code_challenge): optional in RFC 9700, not chosen by SPEC.md.
+//   - B10 (reject a reused code_challenge): optional in RFC 9700, not done.
 //   - C3, E3 (concurrent redemption): concurrency_test.go.
 //   - E10 (durability across kill -9): crash_heavy_test.go.
 //   - G6, J1 (no secret in logs or at rest): secretscan_test.go.
@@ -205,7 +209,7 @@ func TestA5_BadClientID(t *testing.T) {
 	}
 }
 
-// SECURITY.md: every error found before the user has logged in is an HTML
+// Every error found before the user has logged in is an HTML
 // 400 page, never a redirect; after login, errors redirect with error, state
 // and iss.
 func TestA6_AuthorizeErrors(t *testing.T) {
@@ -1025,7 +1029,7 @@ func TestD5_RegisteredAuthMethod(t *testing.T) {
 			if resp.StatusCode != 401 || oauthErr(body) != "invalid_client" {
 				t.Errorf("%d %s, want 401 invalid_client", resp.StatusCode, body)
 			}
-			// SPEC.md: either secret method is accepted for confidential clients.
+			// Either secret method is accepted for confidential clients.
 			swapped := *c
 			if c.AuthMethod == "client_secret_post" {
 				swapped.AuthMethod = "client_secret_basic"
@@ -1158,7 +1162,7 @@ func TestE1_RefreshRotation(t *testing.T) {
 	}
 }
 
-// SECURITY.md E2: the previous token stays valid until its successor is
+// E2: the previous token stays valid until its successor is
 // first used; reuse after that revokes the family.
 func TestE2_RefreshReuse(t *testing.T) {
 	e := newEnv(t)
@@ -1366,7 +1370,7 @@ func TestF1_RevokeRefreshToken(t *testing.T) {
 	}
 }
 
-// SECURITY.md F2: revoking an access token leaves the refresh token alive.
+// F2: revoking an access token leaves the refresh token alive.
 func TestF2_RevokeAccessToken(t *testing.T) {
 	e := newEnv(t)
 	c := e.register(nil)

@@ -1,8 +1,8 @@
 // Package mcpauthtest drives the OAuth 2.1 flow of an mcpauth server
 // headlessly over real HTTP, the way net/http/httptest drives handlers.
 //
-// It relies only on the HTTP contract of the server (the endpoints of
-// DESIGN.md section 4), never on its internals:
+// It relies only on the HTTP contract of the server (its endpoints, as the
+// generated project's README lists them), never on its internals:
 //
 //	POST /register   dynamic client registration (RFC 7591)
 //	GET  /authorize  an HTML page whose form has inputs named "username" and
