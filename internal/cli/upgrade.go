@@ -80,7 +80,9 @@ stored in .create-mcp-server/base.txtar.
 
 Running upgrade again right after changes nothing. --tools adds tools, each in
 files of its own (tools_NAME.go and tools_NAME_test.go, yours from then on),
-and lists them in main.go's tools().
+and adds them to the end of the list tools() returns in main.go, after any
+tools you listed there yourself; if tools() builds its list some other way,
+upgrade says which line to add.
 --name and --description change those answers and regenerate with them.`,
 		Example: `  create-mcp-server upgrade --dry-run
   create-mcp-server upgrade
@@ -155,7 +157,15 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := upgrade.Plan(current, m, base, next)
+	var planOpts upgrade.Options
+	if len(added) > 0 {
+		merge, err := toolsMerge(opts, a, added)
+		if err != nil {
+			return err
+		}
+		planOpts.Merge = map[string]upgrade.MergeFunc{"main.go": merge}
+	}
+	res, err := upgrade.PlanWith(current, m, base, next, planOpts)
 	var unresolved *upgrade.UnresolvedError
 	if errors.As(err, &unresolved) {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%s line %d still has a conflict from the last upgrade; "+
@@ -205,6 +215,50 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s (%s); check it with: go build ./... && go test ./...\n", name, res.To, counts)
 	}
 	return nil
+}
+
+// toolsMerge returns the merge of an edited main.go for an upgrade that
+// adds tools. A line merge of the main.go rendered with the new tools would
+// put each new call where the user may have listed tools by hand, and
+// conflict. Instead, the user's main.go is merged with what this generator
+// renders for the tools the project had, and the new calls are then added
+// to the end of the list tools() returns by a syntax-aware edit
+// (upgrade.AddToolCalls). If tools() is no longer a list it can edit, or
+// the merge conflicts, the report says which lines to add by hand.
+func toolsMerge(opts *UpgradeOptions, a gen.Answers, added []string) (upgrade.MergeFunc, error) {
+	before := a
+	before.Tools = a.Tools[:len(a.Tools)-len(added)]
+	files, err := gen.Render(opts.Templates, opts.Runtime, before, opts.Version)
+	if err != nil {
+		return nil, fmt.Errorf("render main.go: %w", err)
+	}
+	var target []byte
+	for _, f := range files {
+		if f.Path == "main.go" {
+			target = f.Data
+		}
+	}
+	tools, err := gen.ToolList(added)
+	if err != nil {
+		return nil, err
+	}
+	var funcs, lines []string
+	for _, t := range tools {
+		funcs = append(funcs, t.Constructor())
+		lines = append(lines, t.Constructor()+"(),")
+	}
+	return func(base, yours, _ []byte, l upgrade.Labels) ([]byte, int, string, error) {
+		merged, n := upgrade.Merge3(base, yours, target, l)
+		if n > 0 {
+			return merged, n, "once its conflicts are resolved, add to the list tools() returns:\n\t" + strings.Join(lines, "\n\t"), nil
+		}
+		out, err := upgrade.AddToolCalls(merged, funcs)
+		var listErr *upgrade.ToolListError
+		if errors.As(err, &listErr) {
+			return merged, 0, err.Error(), nil
+		}
+		return out, 0, "", err
+	}, nil
 }
 
 // report prints one line per file, and warnings.

@@ -382,6 +382,37 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name: "a tool added after tools added by hand goes at the end of the list, without a conflict",
+			args: []string{"--tools", "weather-alerts"},
+			edit: func(t *testing.T, dir string) {
+				addToolByHand(t, dir, "mine")
+			},
+			lines: []string{"merged main.go", "added tools_weatherAlerts.go", "added tools_weatherAlerts_test.go", "kept tools_test.go (yours)"},
+			check: func(t *testing.T, dir string) {
+				mustContain(t, dir, "main.go", "\t\tforecastTool(),\n\t\tmineTool(),\n\t\tweatherAlertsTool(),\n\t}\n")
+			},
+			build: true,
+		},
+		{
+			name: "a tool added to a tools() upgrade cannot edit: the report says which line to add",
+			args: []string{"--tools", "weather-alerts"},
+			edit: func(t *testing.T, dir string) {
+				editFile(t, dir, "main.go", "\treturn []server.ServerTool{\n\t\tforecastTool(),\n\t}\n",
+					"\tlist := []server.ServerTool{forecastTool()}\n\treturn list\n")
+			},
+			lines: []string{"merged main.go",
+				"WARNING: main.go: tools() in main.go does not return a list literal ([]server.ServerTool{...}), so upgrade cannot add to it; add this line to the list of tools it returns:",
+				"\tweatherAlertsTool(),",
+				"added tools_weatherAlerts.go"},
+			check: func(t *testing.T, dir string) {
+				mustContain(t, dir, "main.go", "\tlist := []server.ServerTool{forecastTool()}\n")
+			},
+			fix: func(t *testing.T, dir string) {
+				editFile(t, dir, "main.go", "forecastTool()}", "forecastTool(), weatherAlertsTool()}")
+			},
+			build: true,
+		},
+		{
 			name: "changed answers are rendered and merged",
 			args: []string{"--name", "forecaster", "--description", "Forecasts, hourly"},
 			edit: func(t *testing.T, dir string) {
@@ -495,6 +526,41 @@ func TestUpgradeScenarios(t *testing.T) {
 			}
 		})
 	}
+}
+
+// addToolByHand adds a tool the way a project's README says: a file with
+// its arguments, constructor and handler (copied from tools.go), and a line
+// at the end of the list in tools().
+func addToolByHand(t *testing.T, dir, name string) {
+	t.Helper()
+	src := `package main
+
+import (
+	"context"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+type NAMEArgs struct {
+	Text string ` + "`json:\"text\" jsonschema:\"What to shout\"`" + `
+}
+
+func NAMETool() server.ServerTool {
+	return server.ServerTool{
+		Tool:    mcp.NewTool("NAME", mcp.WithDescription("Shouts."), mcp.WithInputSchema[NAMEArgs]()),
+		Handler: mcp.NewTypedToolHandler(handleNAME),
+	}
+}
+
+func handleNAME(ctx context.Context, req mcp.CallToolRequest, args NAMEArgs) (*mcp.CallToolResult, error) {
+	return mcp.NewToolResultText(args.Text + "!"), nil
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "tools_"+name+".go"), []byte(strings.ReplaceAll(src, "NAME", name)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editFile(t, dir, "main.go", "\t\tforecastTool(),\n", "\t\tforecastTool(),\n\t\t"+name+"Tool(),\n")
 }
 
 func mustContain(t *testing.T, dir, name string, wants ...string) {

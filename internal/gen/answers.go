@@ -275,5 +275,9 @@ func ToolList(names []string) ([]Tool, error) {
 // avoids these shapes, so only two tools can clash ("handle" and "args"
 // both need handleArgs).
 func (t Tool) Identifiers() []string {
-	return []string{t.Go + "Tool", t.Go + "Args", "handle" + t.Exported, "Test" + t.Exported + "Tool"}
+	return []string{t.Constructor(), t.Go + "Args", "handle" + t.Exported, "Test" + t.Exported + "Tool"}
 }
+
+// Constructor returns the name of the function returning t's
+// server.ServerTool, which main.go's tools() calls: fetchPageTool.
+func (t Tool) Constructor() string { return t.Go + "Tool" }

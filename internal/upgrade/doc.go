@@ -16,6 +16,11 @@
 //     standard conflict markers; go.mod is merged by meaning ([MergeGoMod])
 //     and go.sum is the union of both ([MergeGoSum]).
 //
+// [PlanWith] lets a caller merge a file its own way ([Options]); the
+// command line uses it to add tools to main.go's tools() list with a
+// syntax-aware edit ([AddToolCalls]) instead of a line merge, which would
+// conflict with tools the user listed by hand.
+//
 // Files the user deleted stay deleted, files new in this version are added,
 // and files this version no longer makes are removed unless the user edited
 // them. [Apply] then writes the plan through temporary files and renames,

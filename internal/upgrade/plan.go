@@ -56,6 +56,8 @@ type Change struct {
 	Conflicts int
 	// Note explains an action further, e.g. "yours" or "no longer generated".
 	Note string
+	// Warnings tell the user what to do by hand, e.g. a line to add.
+	Warnings []string
 }
 
 // Writes reports whether applying c changes the file at c.Path.
@@ -96,6 +98,20 @@ func (e *UnresolvedError) Error() string {
 	return fmt.Sprintf("%s:%d: conflict from the last upgrade is not resolved yet", e.Path, e.Line)
 }
 
+// A MergeFunc merges one edited file of the project instead of the line
+// merge (see Options.Merge). base is what the last generation wrote (nil
+// when unknown), yours the file now, theirs what this generator renders; l
+// labels conflict markers. A warning, if not empty, is reported with the
+// file: it tells the user what is left to do by hand.
+type MergeFunc func(base, yours, theirs []byte, l Labels) (merged []byte, conflicts int, warning string, err error)
+
+// Options adjust a plan.
+type Options struct {
+	// Merge maps slash paths of merge-policy files to the function that
+	// merges them when both the user and the generator changed them.
+	Merge map[string]MergeFunc
+}
+
 // Plan decides what an upgrade does with every file of a project. It is
 // pure: it reads its arguments only.
 //
@@ -114,6 +130,11 @@ func (e *UnresolvedError) Error() string {
 // Plan returns an *UnresolvedError if a merge file still has conflict
 // markers from a previous upgrade.
 func Plan(current map[string][]byte, m *gen.Manifest, base map[string][]byte, next []gen.File) (*Result, error) {
+	return PlanWith(current, m, base, next, Options{})
+}
+
+// PlanWith is Plan with options.
+func PlanWith(current map[string][]byte, m *gen.Manifest, base map[string][]byte, next []gen.File, opts Options) (*Result, error) {
 	nm, nextBase, files, err := splitState(next)
 	if err != nil {
 		return nil, err
@@ -132,6 +153,7 @@ func Plan(current map[string][]byte, m *gen.Manifest, base map[string][]byte, ne
 		base:    base,
 		labels:  Labels{Yours: ConflictLabel, Base: "base", Theirs: "generator " + nm.GeneratorVersion},
 		taken:   map[string]bool{},
+		merges:  opts.Merge,
 	}
 	for path := range current {
 		p.taken[path] = true
@@ -224,6 +246,7 @@ type planner struct {
 	base    map[string][]byte
 	labels  Labels
 	taken   map[string]bool // paths that exist or will exist
+	merges  map[string]MergeFunc
 }
 
 // trustedBase returns the merge base of a file, or nil if the base does not
@@ -300,11 +323,14 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 			c.Action = Unchanged // only the user changed it
 			break
 		}
-		merged, conflicts, err := p.merge(path, base, cur, nf.Data)
+		merged, conflicts, warning, err := p.merge(path, base, cur, nf.Data)
 		if err != nil {
 			return c, err
 		}
 		c.New, c.Conflicts = merged, conflicts
+		if warning != "" {
+			c.Warnings = append(c.Warnings, warning)
+		}
 		switch {
 		case conflicts > 0:
 			c.Action = Conflict
@@ -318,19 +344,22 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 }
 
 // merge merges one edited merge-policy file. base is nil when unknown.
-func (p *planner) merge(path string, base, cur, next []byte) ([]byte, int, error) {
+func (p *planner) merge(path string, base, cur, next []byte) ([]byte, int, string, error) {
+	if f := p.merges[path]; f != nil {
+		return f(base, cur, next, p.labels)
+	}
 	switch path {
 	case "go.mod":
 		merged, err := MergeGoMod(base, cur, next)
 		if err == nil {
-			return merged, 0, nil
+			return merged, 0, "", nil
 		}
 		// A go.mod that does not parse is merged as text.
 	case "go.sum":
-		return MergeGoSum(cur, next), 0, nil
+		return MergeGoSum(cur, next), 0, "", nil
 	}
 	merged, n := Merge3(base, cur, next, p.labels)
-	return merged, n, nil
+	return merged, n, "", nil
 }
 
 // Lines returns the report lines of c: "merged README.md", "kept tools.go
@@ -350,6 +379,9 @@ func (c Change) Lines() []string {
 			what = "generated code this version no longer has"
 		}
 		lines = append(lines, fmt.Sprintf("WARNING: you edited %s (%s); your copy is kept at %s", c.Path, what, c.Backup))
+	}
+	for _, w := range c.Warnings {
+		lines = append(lines, "WARNING: "+c.Path+": "+w)
 	}
 	return lines
 }
