@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"io/fs"
 	"os"
@@ -157,13 +161,29 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return err
 	}
-	var planOpts upgrade.Options
-	if len(added) > 0 {
-		merge, err := toolsMerge(opts, a, added)
+	planOpts := upgrade.Options{Merge: map[string]upgrade.MergeFunc{}}
+	var mainMerge upgrade.MergeFunc
+	if nextMain := fileData(next, "main.go"); upgrade.IsPlumbingMain(current["main.go"]) && nextMain != nil && !upgrade.IsPlumbingMain(nextMain) {
+		// The project's main.go still holds the command line, which this
+		// version moved into internal/mcpserver: carry the user's parts
+		// over declaration by declaration (a line merge cannot).
+		uses, err := packageIdents(dir)
 		if err != nil {
 			return err
 		}
-		planOpts.Merge = map[string]upgrade.MergeFunc{"main.go": merge}
+		mainMerge = func(base, yours, theirs []byte, _ upgrade.Labels) (upgrade.MergeResult, error) {
+			return upgrade.MigrateMain(base, yours, theirs, uses)
+		}
+		planOpts.Merge["main.go"] = mainMerge
+		planOpts.Merge["auth_test.go"] = replaceKeepingEdits("it tested the functions the old main.go had; " +
+			"the new one tests internal/mcpserver through options(). Put tests of your own in files of their own")
+	}
+	if len(added) > 0 {
+		merge, err := toolsMerge(opts, a, added, mainMerge)
+		if err != nil {
+			return err
+		}
+		planOpts.Merge["main.go"] = merge
 	}
 	res, err := upgrade.PlanWith(current, m, base, next, planOpts)
 	var unresolved *upgrade.UnresolvedError
@@ -225,19 +245,17 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 // to the end of the list tools() returns by a syntax-aware edit
 // (upgrade.AddToolCalls). If tools() is no longer a list it can edit, or
 // the merge conflicts, the report says which lines to add by hand.
-func toolsMerge(opts *UpgradeOptions, a gen.Answers, added []string) (upgrade.MergeFunc, error) {
+//
+// inner, if not nil, replaces the line merge (the move of main.go to its
+// short form).
+func toolsMerge(opts *UpgradeOptions, a gen.Answers, added []string, inner upgrade.MergeFunc) (upgrade.MergeFunc, error) {
 	before := a
 	before.Tools = a.Tools[:len(a.Tools)-len(added)]
 	files, err := gen.Render(opts.Templates, opts.Runtime, before, opts.Version)
 	if err != nil {
 		return nil, fmt.Errorf("render main.go: %w", err)
 	}
-	var target []byte
-	for _, f := range files {
-		if f.Path == "main.go" {
-			target = f.Data
-		}
-	}
+	target := fileData(files, "main.go")
 	tools, err := gen.ToolList(added)
 	if err != nil {
 		return nil, err
@@ -247,18 +265,89 @@ func toolsMerge(opts *UpgradeOptions, a gen.Answers, added []string) (upgrade.Me
 		funcs = append(funcs, t.Constructor())
 		lines = append(lines, t.Constructor()+"(),")
 	}
-	return func(base, yours, _ []byte, l upgrade.Labels) ([]byte, int, string, error) {
-		merged, n := upgrade.Merge3(base, yours, target, l)
-		if n > 0 {
-			return merged, n, "once its conflicts are resolved, add to the list tools() returns:\n\t" + strings.Join(lines, "\n\t"), nil
+	return func(base, yours, _ []byte, l upgrade.Labels) (upgrade.MergeResult, error) {
+		r := upgrade.MergeResult{}
+		if inner != nil {
+			var err error
+			if r, err = inner(base, yours, target, l); err != nil {
+				return r, err
+			}
+		} else {
+			r.Data, r.Conflicts = upgrade.Merge3(base, yours, target, l)
 		}
-		out, err := upgrade.AddToolCalls(merged, funcs)
+		warn := func(w string) {
+			if r.Warning != "" {
+				w = r.Warning + "; " + w
+			}
+			r.Warning = w
+		}
+		if r.Conflicts > 0 {
+			warn("once its conflicts are resolved, add to the list tools() returns:\n\t" + strings.Join(lines, "\n\t"))
+			return r, nil
+		}
+		out, err := upgrade.AddToolCalls(r.Data, funcs)
 		var listErr *upgrade.ToolListError
-		if errors.As(err, &listErr) {
-			return merged, 0, err.Error(), nil
+		switch {
+		case errors.As(err, &listErr):
+			warn(err.Error())
+		case err != nil:
+			return r, err
+		default:
+			r.Data = out
 		}
-		return out, 0, "", err
+		return r, nil
 	}, nil
+}
+
+// replaceKeepingEdits returns a merge that takes the generator's version of
+// a file; a copy the user edited is kept beside it, and the warning says
+// why.
+func replaceKeepingEdits(why string) upgrade.MergeFunc {
+	return func(base, yours, theirs []byte, _ upgrade.Labels) (upgrade.MergeResult, error) {
+		if base != nil && bytes.Equal(base, yours) {
+			return upgrade.MergeResult{Data: theirs}, nil
+		}
+		return upgrade.MergeResult{Data: theirs, KeepOld: true, Warning: "replaced, not merged: " + why}, nil
+	}
+}
+
+// fileData returns the content of the file at p in files, or nil.
+func fileData(files []gen.File, p string) []byte {
+	for _, f := range files {
+		if f.Path == p {
+			return f.Data
+		}
+	}
+	return nil
+}
+
+// packageIdents returns whether any Go file at the root of the project in
+// dir, other than main.go and auth_test.go (which the upgrade rewrites),
+// uses an identifier: the move of main.go to its short form keeps what
+// they call.
+func packageIdents(dir string) (func(string) bool, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	idents := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, name := range names {
+		if b := filepath.Base(name); b == "main.go" || b == "auth_test.go" {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			continue // the build will say what is wrong with it
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok {
+				idents[id.Name] = true
+			}
+			return true
+		})
+	}
+	return func(id string) bool { return idents[id] }, nil
 }
 
 // report prints one line per file, and warnings.

@@ -98,17 +98,17 @@ func (e *UnresolvedError) Error() string {
 	return fmt.Sprintf("%s:%d: conflict from the last upgrade is not resolved yet", e.Path, e.Line)
 }
 
-// A MergeFunc merges one edited file of the project instead of the line
-// merge (see Options.Merge). base is what the last generation wrote (nil
-// when unknown), yours the file now, theirs what this generator renders; l
-// labels conflict markers. A warning, if not empty, is reported with the
-// file: it tells the user what is left to do by hand.
-type MergeFunc func(base, yours, theirs []byte, l Labels) (merged []byte, conflicts int, warning string, err error)
+// A MergeFunc makes the new content of one file of the project instead of
+// the line merge (see Options.Merge). base is what the last generation
+// wrote (nil when unknown), yours the file now (edited or not), theirs what
+// this generator renders; l labels conflict markers.
+type MergeFunc func(base, yours, theirs []byte, l Labels) (MergeResult, error)
 
 // Options adjust a plan.
 type Options struct {
 	// Merge maps slash paths of merge-policy files to the function that
-	// merges them when both the user and the generator changed them.
+	// makes their new content whenever the generator's differs from the
+	// user's, edited by the user or not.
 	Merge map[string]MergeFunc
 }
 
@@ -310,7 +310,7 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 		}
 	case bytes.Equal(cur, nf.Data):
 		c.Action = Unchanged
-	case !edited:
+	case !edited && p.merges[path] == nil:
 		c.Action, c.New = Updated, nf.Data
 	case nf.Policy == gen.PolicyRuntime:
 		c.Action, c.New, c.Backup = Replaced, nf.Data, p.backupName(path)
@@ -319,23 +319,28 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 		if inOld {
 			base = p.trustedBase(old)
 		}
-		if base != nil && bytes.Equal(base, nf.Data) {
+		if base != nil && bytes.Equal(base, nf.Data) && p.merges[path] == nil {
 			c.Action = Unchanged // only the user changed it
 			break
 		}
-		merged, conflicts, warning, err := p.merge(path, base, cur, nf.Data)
+		r, err := p.merge(path, base, cur, nf.Data)
 		if err != nil {
 			return c, err
 		}
-		c.New, c.Conflicts = merged, conflicts
-		if warning != "" {
-			c.Warnings = append(c.Warnings, warning)
+		c.New, c.Conflicts = r.Data, r.Conflicts
+		if r.Warning != "" {
+			c.Warnings = append(c.Warnings, r.Warning)
+		}
+		if r.KeepOld {
+			c.Backup = p.backupName(path)
 		}
 		switch {
-		case conflicts > 0:
+		case r.Conflicts > 0:
 			c.Action = Conflict
-		case bytes.Equal(merged, cur):
+		case bytes.Equal(r.Data, cur):
 			c.Action = Unchanged
+		case !edited:
+			c.Action = Updated
 		default:
 			c.Action = Merged
 		}
@@ -344,7 +349,7 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 }
 
 // merge merges one edited merge-policy file. base is nil when unknown.
-func (p *planner) merge(path string, base, cur, next []byte) ([]byte, int, string, error) {
+func (p *planner) merge(path string, base, cur, next []byte) (MergeResult, error) {
 	if f := p.merges[path]; f != nil {
 		return f(base, cur, next, p.labels)
 	}
@@ -352,14 +357,14 @@ func (p *planner) merge(path string, base, cur, next []byte) ([]byte, int, strin
 	case "go.mod":
 		merged, err := MergeGoMod(base, cur, next)
 		if err == nil {
-			return merged, 0, "", nil
+			return MergeResult{Data: merged}, nil
 		}
 		// A go.mod that does not parse is merged as text.
 	case "go.sum":
-		return MergeGoSum(cur, next), 0, "", nil
+		return MergeResult{Data: MergeGoSum(cur, next)}, nil
 	}
 	merged, n := Merge3(base, cur, next, p.labels)
-	return merged, n, "", nil
+	return MergeResult{Data: merged, Conflicts: n}, nil
 }
 
 // Lines returns the report lines of c: "merged README.md", "kept tools.go
@@ -373,7 +378,10 @@ func (c Change) Lines() []string {
 		line += fmt.Sprintf(" (%d conflicts)", c.Conflicts)
 	}
 	lines := []string{line}
-	if c.Backup != "" {
+	switch {
+	case c.Backup != "" && c.Policy != gen.PolicyRuntime:
+		lines = append(lines, fmt.Sprintf("WARNING: %s as it was is kept at %s (not compiled)", c.Path, c.Backup))
+	case c.Backup != "":
 		what := "generated code, replaced by every upgrade"
 		if c.New == nil {
 			what = "generated code this version no longer has"

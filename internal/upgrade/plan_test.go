@@ -327,35 +327,36 @@ func TestReadProject(t *testing.T) {
 }
 
 // TestPlanMergeFunc checks that Options.Merge replaces the line merge of
-// the file it names, only when both sides changed it, and that its warning
-// is reported.
+// the file it names, edited or not, and that its warning and backup are
+// reported.
 func TestPlanMergeFunc(t *testing.T) {
 	old := rendered(t, "0.1.0", file("main.go", gen.PolicyMerge, "a\n"), file("README.md", gen.PolicyMerge, "r\n"))
 	m, base := state(t, old)
 	next := rendered(t, "0.2.0", file("main.go", gen.PolicyMerge, "b\n"), file("README.md", gen.PolicyMerge, "r2\n"))
 	var calls []string
 	opts := Options{Merge: map[string]MergeFunc{
-		"main.go": func(b, yours, theirs []byte, l Labels) ([]byte, int, string, error) {
+		"main.go": func(b, yours, theirs []byte, l Labels) (MergeResult, error) {
 			calls = append(calls, string(b)+"|"+string(yours)+"|"+string(theirs))
-			return []byte("custom\n"), 0, "do this by hand", nil
+			return MergeResult{Data: []byte("custom\n"), Warning: "do this by hand", KeepOld: true}, nil
 		},
-		"README.md": func(b, yours, theirs []byte, l Labels) ([]byte, int, string, error) {
-			t.Error("the merge of README.md, which the user did not edit, was called")
-			return nil, 0, "", nil
+		"README.md": func(b, yours, theirs []byte, l Labels) (MergeResult, error) {
+			calls = append(calls, "README.md")
+			return MergeResult{Data: theirs}, nil
 		},
 	}}
 	r, err := PlanWith(map[string][]byte{"main.go": []byte("mine\n"), "README.md": []byte("r\n")}, m, base, next, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a\n|mine\n|b\n"}; !slices.Equal(calls, want) {
+	slices.Sort(calls)
+	if want := []string{"README.md", "a\n|mine\n|b\n"}; !slices.Equal(calls, want) {
 		t.Errorf("merge called with %q, want %q", calls, want)
 	}
 	c := r.Changes[slices.IndexFunc(r.Changes, func(c Change) bool { return c.Path == "main.go" })]
 	if string(c.New) != "custom\n" || c.Action != Merged {
 		t.Errorf("main.go: %s %q, want merged custom", c.Action, c.New)
 	}
-	if want := []string{"merged main.go", "WARNING: main.go: do this by hand"}; !slices.Equal(c.Lines(), want) {
+	if want := []string{"merged main.go", "WARNING: main.go as it was is kept at main.go.user-edit (not compiled)", "WARNING: main.go: do this by hand"}; !slices.Equal(c.Lines(), want) {
 		t.Errorf("report = %q, want %q", c.Lines(), want)
 	}
 }
