@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -394,4 +395,63 @@ func (s *pgStore) Stats(ctx context.Context, now time.Time) (Stats, error) {
 		return st, fmt.Errorf("count clients and grants: %w", err)
 	}
 	return st, nil
+}
+
+// Copy support (copy.go).
+
+func (s *pgStore) holdsGrants(ctx context.Context) (bool, error) {
+	var held bool
+	err := s.read(ctx, func() error {
+		return s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM clients) OR EXISTS (SELECT 1 FROM grants)
+			OR EXISTS (SELECT 1 FROM codes) OR EXISTS (SELECT 1 FROM tokens)`).Scan(&held)
+	})
+	return held, err
+}
+
+func (s *pgStore) exportRows(ctx context.Context, table string, cols []string, emit func(row []any) error) error {
+	rows, err := s.pool.Query(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+table)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		row, err := rows.Values()
+		if err != nil {
+			return err
+		}
+		for i, v := range row {
+			if n, ok := v.(int16); ok { // smallint (tokens.kind)
+				row[i] = int64(n)
+			}
+		}
+		if err := emit(row); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (s *pgStore) importRows(ctx context.Context, overwrite bool, fill func(put func(table string, cols []string, row []any) error) error) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if overwrite {
+			if _, err := tx.Exec(ctx, `DELETE FROM tokens; DELETE FROM codes; DELETE FROM grants; DELETE FROM clients`); err != nil {
+				return err
+			}
+			if err := pgBumpEpoch(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return fill(func(table string, cols []string, row []any) error {
+			ph := make([]string, len(cols))
+			for i := range ph {
+				ph[i] = pgPlaceholder(i + 1)
+			}
+			q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
+			if table == "settings" {
+				q += " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+			}
+			_, err := tx.Exec(ctx, q, row...)
+			return err
+		})
+	})
 }

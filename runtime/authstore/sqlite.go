@@ -838,3 +838,73 @@ func bumpEpoch(ctx context.Context, tx *sql.Tx) error {
 	}
 	return nil
 }
+
+// Copy support (copy.go).
+
+func (s *sqliteStore) holdsGrants(ctx context.Context) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM clients LIMIT 1))
+		+ (SELECT count(*) FROM (SELECT 1 FROM grants LIMIT 1)) + (SELECT count(*) FROM (SELECT 1 FROM codes LIMIT 1))
+		+ (SELECT count(*) FROM (SELECT 1 FROM tokens LIMIT 1))`).Scan(&n)
+	return n > 0, err
+}
+
+func (s *sqliteStore) exportRows(ctx context.Context, table string, cols []string, emit func(row []any) error) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+table)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		row := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if err := emit(row); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (s *sqliteStore) importRows(ctx context.Context, overwrite bool, fill func(put func(table string, cols []string, row []any) error) error) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if overwrite {
+			for _, t := range []string{"tokens", "codes", "grants", "clients"} {
+				if _, err := tx.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+					return err
+				}
+			}
+			if err := bumpEpoch(ctx, tx); err != nil {
+				return err
+			}
+		}
+		stmts := map[string]*sql.Stmt{}
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
+		return fill(func(table string, cols []string, row []any) error {
+			st, ok := stmts[table]
+			if !ok {
+				q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (?" +
+					strings.Repeat(", ?", len(cols)-1) + ")"
+				if table == "settings" {
+					q += " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+				}
+				var err error
+				if st, err = tx.PrepareContext(ctx, q); err != nil {
+					return err
+				}
+				stmts[table] = st
+			}
+			_, err := st.ExecContext(ctx, row...)
+			return err
+		})
+	})
+}

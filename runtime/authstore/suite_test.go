@@ -29,7 +29,7 @@ import (
 // may create schemas). Without it the test is skipped, or fails when
 // MCP_REQUIRE_POSTGRES=1 (CI sets it, so that the PostgreSQL half of the
 // suite cannot be skipped there by accident).
-func testPostgresURL(t *testing.T) string {
+func testPostgresURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("MCP_TEST_POSTGRES")
 	if base == "" {
@@ -71,42 +71,47 @@ func testPostgresURL(t *testing.T) string {
 	return u.String()
 }
 
-// testEngine opens fresh, empty databases of one engine.
+// testEngine makes fresh, empty databases of one engine.
 type testEngine struct {
 	name string
-	// open returns a Store on a new database, closed when t ends.
-	open func(t *testing.T, opts Options) Store
+	// newDSN returns the name of a new database, deleted when t ends.
+	newDSN func(t testing.TB) string
+}
+
+// open returns a Store on a new database, closed when t ends.
+func (e testEngine) open(t *testing.T, opts Options) Store {
+	t.Helper()
+	return openDSN(t, e.newDSN(t), opts)
+}
+
+// openDSN opens dsn for the duration of t.
+func openDSN(t testing.TB, dsn string, opts Options) Store {
+	t.Helper()
+	s, err := Open(t.Context(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // testEngines lists the engines the suite runs on.
 func testEngines() []testEngine {
 	return []testEngine{
-		{"sqlite", openTestSQLite},
-		{"postgres", openTestPostgres},
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "auth.db") }},
+		{"postgres", testPostgresURL},
 	}
 }
 
-// openTestSQLite opens a SQLite file in t's temporary directory.
-func openTestSQLite(t *testing.T, opts Options) Store {
+// forEachEngineDSN runs test as a subtest per engine, with the name of a
+// new database, for tests that open it more than once.
+func forEachEngineDSN(t *testing.T, test func(t *testing.T, dsn string)) {
 	t.Helper()
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "auth.db"), opts)
-	if err != nil {
-		t.Fatal(err)
+	for _, e := range testEngines() {
+		t.Run(e.name, func(t *testing.T) {
+			test(t, e.newDSN(t))
+		})
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// openTestPostgres opens a Store on a new, empty schema of the PostgreSQL
-// database named by MCP_TEST_POSTGRES, dropped when t ends.
-func openTestPostgres(t *testing.T, opts Options) Store {
-	t.Helper()
-	s, err := Open(t.Context(), testPostgresURL(t), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // forEachEngine runs test as a subtest per engine, each with a new store.
@@ -125,7 +130,7 @@ func hashOf(s string) []byte {
 }
 
 // seedClient stores a public client with this id if it is not there yet.
-func seedClient(t *testing.T, s Store, id string, created time.Time) {
+func seedClient(t testing.TB, s Store, id string, created time.Time) {
 	t.Helper()
 	ctx := t.Context()
 	if _, err := s.Client(ctx, id); err == nil {
@@ -141,7 +146,7 @@ func seedClient(t *testing.T, s Store, id string, created time.Time) {
 }
 
 // seedCode stores a code for client "c" (created if needed), expiring then.
-func seedCode(t *testing.T, s Store, raw string, expires time.Time) *Code {
+func seedCode(t testing.TB, s Store, raw string, expires time.Time) *Code {
 	t.Helper()
 	seedClient(t, s, "c", time.Now())
 	c := &Code{Hash: hashOf(raw), GrantID: "grant-" + raw, ClientID: "c", User: "alice", RedirectURI: "https://x/cb",
@@ -165,7 +170,7 @@ func pairFor(raw string) *Tokens {
 }
 
 // redeem redeems c at now, storing pair, and fails the test if it does not.
-func redeem(t *testing.T, s Store, c *Code, pair *Tokens, now time.Time) *Grant {
+func redeem(t testing.TB, s Store, c *Code, pair *Tokens, now time.Time) *Grant {
 	t.Helper()
 	g := grantFor(c, now.Add(time.Hour))
 	if ok, err := s.RedeemCode(t.Context(), c.Hash, g, pair, now); !ok || err != nil {
