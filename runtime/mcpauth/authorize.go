@@ -323,14 +323,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusOK, "Enter your username and password.")
 		return
 	}
-	keys := s.loginKeys(username, s.clientKey(r))
-	d, allowed, err := s.countLogin(r.Context(), keys, now)
+	ip := s.clientIP(r)
+	keys := s.loginKeys(username, addrKey(ip))
+	d, refused, err := s.countLogin(r.Context(), keys, now)
+	allowed := refused == ""
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "authorize: login throttle", "error", err)
 		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
 		return
 	}
 	if !allowed {
+		s.audit.signIn(r.Context(), signInThrottled, username, req.Client.ID, ip.String(), viaAuthorize, refused)
 		w.Header().Set("Retry-After", retryAfter(d))
 		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
 		return
@@ -343,9 +346,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		s.audit.signIn(r.Context(), signInFailed, username, req.Client.ID, ip.String(), viaAuthorize, "")
 		retry(http.StatusOK, "Wrong username or password.")
 		return
 	}
+	s.audit.signIn(r.Context(), signInSucceeded, username, req.Client.ID, ip.String(), viaAuthorize, "")
 	// The right password: this address may try again for this user, and
 	// the attempt is taken back from the others (earlier failures stay).
 	s.uncountLogin(r.Context(), keys, len(keys), now)
@@ -354,6 +359,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if form.Get("action") == "deny" {
+		s.audit.consent(r.Context(), false, username, req.Client.ID, req.Scope)
 		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied access"}})
 		return
 	}
@@ -365,13 +371,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, req, url.Values{"error": {"server_error"}})
 		return
 	}
-	code := newSecret()
+	code, grantID := newSecret(), newSecret()
 	stored := *req.Client // req.Client may be shared with the metadata cache
 	stored.CreatedAt = now
 	err = s.rememberClient(r.Context(), &stored)
 	if err == nil {
 		err = s.store.CreateCode(r.Context(), &authstore.Code{
-			Hash: hashSecret(code), GrantID: newSecret(), ClientID: req.Client.ID, User: username,
+			Hash: hashSecret(code), GrantID: grantID, ClientID: req.Client.ID, User: username,
 			RedirectURI: req.RedirectURI, CodeChallenge: req.CodeChallenge, Scope: req.Scope,
 			Resource: req.Resource, Stamp: stamp, ExpiresAt: now.Add(s.cfg.CodeTTL),
 		}, now)
@@ -385,6 +391,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, req, url.Values{"error": {errCode}})
 		return
 	}
+	s.audit.consent(r.Context(), true, username, req.Client.ID, req.Scope)
+	s.audit.codeIssued(r.Context(), username, req.Client.ID, grantID)
 	s.redirect(w, r, req, url.Values{"code": {code}})
 }
 
@@ -407,16 +415,19 @@ func (s *Server) loginKeys(username, addr string) []throttleKey {
 // countLogin counts an attempt against every key before the password is
 // checked (so parallel guesses cannot overshoot a limit). If one key is at
 // its limit, the counts already made are taken back and it reports how long
-// to wait.
-func (s *Server) countLogin(ctx context.Context, keys []throttleKey, now time.Time) (time.Duration, bool, error) {
+// to wait and the name of the limit that refused ("" if none did).
+func (s *Server) countLogin(ctx context.Context, keys []throttleKey, now time.Time) (time.Duration, string, error) {
 	for i, k := range keys {
 		d, ok, err := s.limits.Allow(ctx, k.limit, k.key, now)
 		if err != nil || !ok {
 			s.uncountLogin(ctx, keys, i, now)
-			return d, false, err
+			if err != nil {
+				return d, "", err
+			}
+			return d, k.limit.Name, nil
 		}
 	}
-	return 0, true, nil
+	return 0, "", nil
 }
 
 // uncountLogin takes back the attempt from the first n keys.

@@ -16,3 +16,6 @@ func SetReadTimeouts(s *Server, header, body, mcpBody time.Duration) {
 // SetStoreLimits sets the bounds of the shared tables the server opens
 // (zero fields: the defaults), so that tests can reach them.
 func SetStoreLimits(c *Config, l authstore.Limits) { c.storeLimits = l }
+
+// AuditEvents exposes the audit event table to the external tests.
+var AuditEvents = auditEvents

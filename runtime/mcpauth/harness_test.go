@@ -71,8 +71,8 @@ func (s *syncBuffer) String() string {
 
 // newMCPServer returns the MCP server behind mcpauth in every test: "whoami"
 // reports the caller's identity as "user|client|scope scope", "echo" echoes.
-func newMCPServer() *server.MCPServer {
-	s := server.NewMCPServer("mcpauth-test", "0.0.1", server.WithToolCapabilities(false))
+func newMCPServer(opts ...server.ServerOption) *server.MCPServer {
+	s := server.NewMCPServer("mcpauth-test", "0.0.1", append([]server.ServerOption{server.WithToolCapabilities(false)}, opts...)...)
 	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("reports the caller")),
 		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			id, ok := mcpauth.IdentityFromContext(ctx)
@@ -158,7 +158,10 @@ func newEnv(t testing.TB, mutate ...func(*mcpauth.Config)) *env {
 	for _, m := range mutate {
 		m(&e.cfg)
 	}
-	s, err := mcpauth.New(e.cfg, newMCPServer())
+	if e.cfg.Metrics == nil {
+		e.cfg.Metrics = mcpauth.NewMetrics()
+	}
+	s, err := mcpauth.New(e.cfg, e.newMCPServer())
 	if err != nil {
 		t.Fatalf("mcpauth.New: %v", err)
 	}
@@ -173,13 +176,19 @@ func newEnv(t testing.TB, mutate ...func(*mcpauth.Config)) *env {
 	return e
 }
 
+// newMCPServer returns the test MCP server with the tool audit installed,
+// as a generated server has it.
+func (e *env) newMCPServer() *server.MCPServer {
+	return newMCPServer(server.WithToolHandlerMiddleware(mcpauth.ToolAudit(e.cfg.Logger, e.cfg.Metrics)))
+}
+
 // advance moves the server's clock forward by d.
 func (e *env) advance(d time.Duration) { e.skew.Add(int64(d)) }
 
 // restart closes the server and opens a new one on the same files.
 func (e *env) restart() {
 	e.t.Helper()
-	s, err := mcpauth.New(e.cfg, newMCPServer())
+	s, err := mcpauth.New(e.cfg, e.newMCPServer())
 	if err != nil {
 		e.t.Fatalf("mcpauth.New (restart): %v", err)
 	}

@@ -70,6 +70,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		s.metrics.throttled(throttleRegistration)
 		s.writeError(w, r, &oauthError{Code: "rate_limited", Description: "too many registrations, try later",
 			Status: http.StatusTooManyRequests, retryAfter: retryAfter(d)})
 		return
@@ -115,6 +116,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, now time.Time)
 	} else if err != nil {
 		return nil, serverError(err)
 	}
+	s.audit.clientRegistered(r.Context(), c.ID, c.Name, s.clientIP(r).String())
 	resp := &registerResponse{
 		ClientID:                c.ID,
 		ClientIDIssuedAt:        now.Unix(),

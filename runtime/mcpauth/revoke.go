@@ -64,5 +64,8 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		oe.Code, oe.Description, oe.Status = "temporarily_unavailable", "the token could not be revoked, try again", http.StatusServiceUnavailable
 		return oe
 	}
+	if grantID != "" {
+		s.audit.tokenRevoked(ctx, c.ID, grantID)
+	}
 	return nil
 }

@@ -104,6 +104,7 @@ func (s *Server) guessThrottled(ctx context.Context, addr, clientID string) erro
 	if !blocked {
 		return nil
 	}
+	s.metrics.throttled(throttleToken)
 	return &oauthError{Code: "temporarily_unavailable", Description: "too many failed requests, slow down",
 		Status: http.StatusTooManyRequests, retryAfter: retryAfter(d)}
 }
@@ -292,6 +293,7 @@ func (s *Server) exchangeCode(ctx context.Context, c *authstore.Client, form url
 		if err := s.revokeGrant(ctx, ac.GrantID, now); err != nil {
 			return nil, serverError(err)
 		}
+		s.audit.codeReplay(ctx, ac.User, c.ID, ac.GrantID)
 		return nil, errBadGrant
 	}
 	if !now.Before(ac.ExpiresAt) {
@@ -318,8 +320,10 @@ func (s *Server) exchangeCode(ctx context.Context, c *authstore.Client, form url
 		if err := s.revokeGrant(ctx, ac.GrantID, now); err != nil {
 			return nil, serverError(err)
 		}
+		s.audit.codeReplay(ctx, ac.User, c.ID, ac.GrantID)
 		return nil, errBadGrant
 	}
+	s.audit.tokensIssued(ctx, ac.User, c.ID, ac.GrantID, ac.Scope)
 	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
 		RefreshToken: refresh, Scope: ac.Scope}, nil
 }
@@ -416,11 +420,12 @@ func (s *Server) refresh(ctx context.Context, c *authstore.Client, form url.Valu
 	}
 	switch out {
 	case authstore.Rotated, authstore.Retried:
+		s.audit.tokenRefreshed(ctx, info.Grant.User, c.ID, info.Grant.ID)
 		return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
 			RefreshToken: next, Scope: scope}, nil
 	case authstore.Reused:
 		s.cache.invalidate()
-		s.log.WarnContext(ctx, "refresh token reused after rotation; grant revoked", "client_id", c.ID, "user", info.Grant.User)
+		s.audit.refreshReuse(ctx, info.Grant.User, c.ID, info.Grant.ID)
 	}
 	return nil, errBadRefresh
 }
