@@ -213,8 +213,9 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 			"path", s.cfg.UsersPath)
 	}
 	s.users = uf
-	st, err := authstore.Open(context.Background(), s.cfg.Database,
-		authstore.Options{LockTimeout: s.cfg.LockTimeout, Limits: s.cfg.storeLimits})
+	st, err := authstore.Open(context.Background(), s.cfg.Database, authstore.Options{
+		LockTimeout: s.cfg.LockTimeout, Limits: s.cfg.storeLimits, Observe: s.metrics.observeDB,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}

@@ -10,6 +10,7 @@ package mcpauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // Metrics holds the Prometheus metrics of a Server and of the tool calls
@@ -244,14 +247,14 @@ type dbOpMetrics struct {
 	errors   prometheus.Counter
 }
 
-// observeDB records a database operation (the store's Observe hook calls
-// it); failed is false for lookups that merely found nothing.
-func (m *Metrics) observeDB(op string, d time.Duration, failed bool) {
+// observeDB records a database operation: it is the store's Observe hook
+// (authstore.Options). A lookup that found nothing has not failed.
+func (m *Metrics) observeDB(op string, d time.Duration, err error) {
 	om := m.dbOps.get(op, func() *dbOpMetrics {
 		return &dbOpMetrics{duration: m.dbDuration.WithLabelValues(op), errors: m.dbErrors.WithLabelValues(op)}
 	})
 	om.duration.Observe(d.Seconds())
-	if failed {
+	if err != nil && !errors.Is(err, authstore.ErrNotFound) {
 		om.errors.Inc()
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // metricNames returns the names of the metrics m describes.
@@ -73,8 +75,9 @@ func TestMetricsExposition(t *testing.T) {
 	a.refreshReuse(ctx, "alice", "c1", "g1")
 	a.codeReplay(ctx, "alice", "c1", "g1")
 	m.throttled(throttleRegistration)
-	m.observeDB("lookup_access", time.Millisecond, false)
-	m.observeDB("rotate_refresh", time.Millisecond, true)
+	m.observeDB("lookup_access", time.Millisecond, nil)
+	m.observeDB("lookup_access", time.Millisecond, authstore.ErrNotFound)
+	m.observeDB("rotate_refresh", time.Millisecond, authstore.ErrUnavailable)
 	m.setCounter(func(context.Context) (int, int, error) { return 3, 2, nil })
 	call := ToolAudit(discardLogger(), m)(func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return mcp.NewToolResultText("hi"), nil
@@ -109,6 +112,8 @@ func TestMetricsExposition(t *testing.T) {
 		`mcp_throttle_rejections_total{kind="sign_in"} 1`,
 		`mcp_tool_calls_total{outcome="ok",tool="echo"} 1`,
 		`mcp_db_operation_errors_total{op="rotate_refresh"} 1`,
+		`mcp_db_operation_errors_total{op="lookup_access"} 0`,
+		`mcp_db_operation_duration_seconds_count{op="lookup_access"} 2`,
 		`mcp_registered_clients 3`,
 		`mcp_active_grants 2`,
 		"\ngo_goroutines ",
