@@ -220,6 +220,10 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
 	s.setStore(st)
+	s.metrics.setCounter(func(ctx context.Context) (clients, grants int, err error) {
+		st, err := st.Stats(ctx, s.now())
+		return st.Clients, st.Grants, err
+	})
 	s.mcpHandler = newMCPHandler(mcp, s)
 	s.handler = s.metrics.instrument(s.routes())
 	go s.cleanupLoop()

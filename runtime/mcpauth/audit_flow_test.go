@@ -188,6 +188,8 @@ func TestAuditLog(t *testing.T) {
 		`mcp_tool_calls_total{outcome="ok",tool="echo"} 1`,
 		`mcp_http_requests_total{code="201",endpoint="/register",method="POST"} 1`,
 		`mcp_db_operation_duration_seconds_count{op="redeem_code"} 2`,
+		"\nmcp_registered_clients 1\n",
+		"\nmcp_active_grants 0\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the metrics lack %q", want)
