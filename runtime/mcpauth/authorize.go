@@ -264,14 +264,7 @@ func isBase64URL(b byte) bool {
 // handleLogin serves POST /authorize: sign in, then approve or deny.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	setPageHeaders(w.Header())
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Forbidden", Message: "Cross-site sign-in requests are refused."})
-		return
-	}
-	// Browsers send "Origin: null" on a same-origin POST from a page with
-	// Referrer-Policy: no-referrer; Sec-Fetch-Site then says same-origin.
-	if o := r.Header.Get("Origin"); o != "" && normalizeOrigin(o) != s.origin &&
-		(o != "null" || r.Header.Get("Sec-Fetch-Site") != "same-origin") {
+	if s.crossSiteForm(r) {
 		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Forbidden", Message: "Cross-site sign-in requests are refused."})
 		return
 	}
@@ -323,39 +316,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusOK, "Enter your username and password.")
 		return
 	}
-	ip := s.clientIP(r)
-	keys := s.loginKeys(username, addrKey(ip))
-	d, refused, err := s.countLogin(r.Context(), keys, now)
-	allowed := refused == ""
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "authorize: login throttle", "error", err)
-		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
+	if status, msg := s.checkSignIn(w, r, username, password, req.Client.ID, viaAuthorize); status != 0 {
+		retry(status, msg)
 		return
-	}
-	if !allowed {
-		s.audit.signIn(r.Context(), signInThrottled, username, req.Client.ID, ip.String(), viaAuthorize, refused)
-		w.Header().Set("Retry-After", retryAfter(d))
-		retry(http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again.")
-		return
-	}
-	ok, err := s.checkPassword(r, username, password)
-	if err != nil {
-		s.uncountLogin(r.Context(), keys, len(keys), now)
-		s.log.ErrorContext(r.Context(), "authorize: password check", "error", err)
-		retry(http.StatusServiceUnavailable, "The server could not check your password. Try again.")
-		return
-	}
-	if !ok {
-		s.audit.signIn(r.Context(), signInFailed, username, req.Client.ID, ip.String(), viaAuthorize, "")
-		retry(http.StatusOK, "Wrong username or password.")
-		return
-	}
-	s.audit.signIn(r.Context(), signInSucceeded, username, req.Client.ID, ip.String(), viaAuthorize, "")
-	// The right password: this address may try again for this user, and
-	// the attempt is taken back from the others (earlier failures stay).
-	s.uncountLogin(r.Context(), keys, len(keys), now)
-	if err := s.limits.Reset(r.Context(), keys[0].limit, keys[0].key); err != nil {
-		s.log.WarnContext(r.Context(), "authorize: login throttle reset", "error", err)
 	}
 
 	if form.Get("action") == "deny" {
@@ -394,6 +357,58 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.audit.consent(r.Context(), true, username, req.Client.ID, req.Scope)
 	s.audit.codeIssued(r.Context(), username, req.Client.ID, grantID)
 	s.redirect(w, r, req, url.Values{"code": {code}})
+}
+
+// crossSiteForm reports whether a form POST comes from another site
+// (login CSRF): Sec-Fetch-Site says so, or Origin names another origin.
+// Browsers send "Origin: null" on a same-origin POST from a page with
+// Referrer-Policy: no-referrer; Sec-Fetch-Site then says same-origin.
+func (s *Server) crossSiteForm(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return true
+	}
+	o := r.Header.Get("Origin")
+	return o != "" && normalizeOrigin(o) != s.origin &&
+		(o != "null" || r.Header.Get("Sec-Fetch-Site") != "same-origin")
+}
+
+// checkSignIn checks a username and password typed into a sign-in form
+// (of the authorization or the account page: via), under the sign-in
+// throttles, and records the attempt in the audit log. It returns 0 when
+// the user signed in; else the status and message to show with the form
+// again (and Retry-After is set when throttled).
+func (s *Server) checkSignIn(w http.ResponseWriter, r *http.Request, username, password, clientID, via string) (int, string) {
+	ctx, now := r.Context(), s.now()
+	ip := s.clientIP(r)
+	keys := s.loginKeys(username, addrKey(ip))
+	d, refused, err := s.countLogin(ctx, keys, now)
+	if err != nil {
+		s.log.ErrorContext(ctx, "sign-in: throttle", "error", err)
+		return http.StatusServiceUnavailable, "The server could not check your password. Try again."
+	}
+	if refused != "" {
+		s.audit.signIn(ctx, signInThrottled, username, clientID, ip.String(), via, refused)
+		w.Header().Set("Retry-After", retryAfter(d))
+		return http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again."
+	}
+	ok, err := s.checkPassword(r, username, password)
+	if err != nil {
+		s.uncountLogin(ctx, keys, len(keys), now)
+		s.log.ErrorContext(ctx, "sign-in: password check", "error", err)
+		return http.StatusServiceUnavailable, "The server could not check your password. Try again."
+	}
+	if !ok {
+		s.audit.signIn(ctx, signInFailed, username, clientID, ip.String(), via, "")
+		return http.StatusOK, "Wrong username or password."
+	}
+	s.audit.signIn(ctx, signInSucceeded, username, clientID, ip.String(), via, "")
+	// The right password: this address may try again for this user, and
+	// the attempt is taken back from the others (earlier failures stay).
+	s.uncountLogin(ctx, keys, len(keys), now)
+	if err := s.limits.Reset(ctx, keys[0].limit, keys[0].key); err != nil {
+		s.log.WarnContext(ctx, "sign-in: throttle reset", "error", err)
+	}
+	return 0, ""
 }
 
 // throttleKey is one counter a request is counted against.

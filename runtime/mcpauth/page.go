@@ -30,9 +30,10 @@ button.primary{background:#2457d6;color:#fff}
 button.secondary{background:#fff;color:#2457d6}
 `
 
-// loginPage is the sign-in and consent form. The approve button comes first
-// in the markup (CSS shows it on the right): pressing Enter in a field
-// submits with the form's first button.
+// loginPage is the sign-in and consent form, and the sign-in form of the
+// account page (when Account is set: no application, one button). The
+// approve button comes first in the markup (CSS shows it on the right):
+// pressing Enter in a field submits with the form's first button.
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en">
 <head>
@@ -45,25 +46,27 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <body>
 <main>
 <h1>Sign in to {{.Server}}</h1>
-<div class="app">
+{{if .Account}}<p>Sign in to see the applications connected to your account, and disconnect them.</p>
+{{else}}<div class="app">
 <p><strong>{{.ClientName}}</strong> <span class="note">(name given by the application, not verified)</span></p>
 {{if .ClientURL}}<p class="note">Application ID: {{.ClientURL}}</p>{{end}}
 <p>wants to use this server on your behalf{{if .Scope}} with access <strong>{{.Scope}}</strong>{{end}}.</p>
 <p class="note">You will be sent back to <strong>{{.RedirectHost}}</strong>{{if .Local}} (an application on this computer){{end}}.</p>
-</div>
+</div>{{end}}
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="/authorize">
-<input type="hidden" name="tx" value="{{.Tx}}">
+<form method="post" action="{{if .Account}}/account{{else}}/authorize{{end}}">
+<input type="hidden" name="{{if .Account}}csrf{{else}}tx{{end}}" value="{{.Tx}}">
 <label for="username">Username</label>
 <input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" autocapitalize="none" spellcheck="false" required{{if not .Username}} autofocus{{end}}>
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required{{if .Username}} autofocus{{end}}>
 <div class="buttons">
-<button type="submit" name="action" value="approve" class="primary">Sign in and allow</button>
+{{if .Account}}<button type="submit" class="primary">Sign in</button>
+{{else}}<button type="submit" name="action" value="approve" class="primary">Sign in and allow</button>
 <button type="submit" name="action" value="deny" class="secondary">Deny</button>
-</div>
+{{end}}</div>
 </form>
-<p class="note">Only allow applications you trust. Deny also needs your password.</p>
+{{if not .Account}}<p class="note">Only allow applications you trust. Deny also needs your password.</p>{{end}}
 </main>
 </body>
 </html>
@@ -109,11 +112,17 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *
 	if u, err := url.Parse(req.RedirectURI); err == nil && u.Scheme == "http" {
 		local = isLoopbackHost(u.Hostname())
 	}
-	data := struct {
-		Server, ClientName, ClientURL, Scope, RedirectHost, Error, Tx, Username string
-		Local                                                                   bool
-	}{s.serverName, name, clientURL, req.Scope, host, msg, tx, username, local}
-	s.renderPage(w, status, loginPage, data)
+	s.renderPage(w, status, loginPage, loginData{
+		Server: s.serverName, ClientName: name, ClientURL: clientURL, Scope: req.Scope,
+		RedirectHost: host, Error: msg, Tx: tx, Username: username, Local: local,
+	})
+}
+
+// loginData is what loginPage shows. Tx is the hidden field's value: the
+// sign-in transaction, or on the account page the sign-in CSRF token.
+type loginData struct {
+	Server, ClientName, ClientURL, Scope, RedirectHost, Error, Tx, Username string
+	Local, Account                                                          bool
 }
 
 // renderError writes an error page.

@@ -24,6 +24,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("OPTIONS /revoke", s.cors(nil))
 	mux.HandleFunc("/revoke", s.handleOnlyPost)
 
+	mux.HandleFunc("GET /account", s.handleAccount)
+	mux.HandleFunc("POST /account", s.handleAccountSignIn)
+	mux.HandleFunc("POST /account/disconnect", s.handleAccountDisconnect)
+	mux.HandleFunc("POST /account/signout", s.handleAccountSignOut)
+
 	mux.Handle("/mcp", s.bearer(s.mcpHandler))
 	return mux
 }
