@@ -49,6 +49,7 @@ func TestInterop(t *testing.T) {
 
 	t.Run("mcp-go", func(t *testing.T) { testMCPGo(t, srv) })
 	t.Run("chromium", func(t *testing.T) { testChromium(t, srv) })
+	t.Run("account", func(t *testing.T) { testAccount(t, srv) })
 	t.Run("ts-sdk", func(t *testing.T) { testTSSDK(t, srv) })
 	t.Run("conformance", func(t *testing.T) { testConformance(t, srv) })
 	t.Run("inspector", func(t *testing.T) { testInspector(t, srv) })
