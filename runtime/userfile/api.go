@@ -41,8 +41,10 @@
 //     nobody able to sign in; callers can check Len), and deleting the file
 //     later removes every user.
 //   - If an edited file is malformed or cannot be read, the File keeps serving
-//     the last version it loaded, logs the error once (at level ERROR) and
-//     reports it from Err until the file is fixed. A typo therefore never locks
+//     the last version it loaded, logs the error once (at level ERROR, message
+//     "users file rejected" with path, users and error; a successful reload
+//     logs "users file reloaded" with path and users) and reports it from Err
+//     until the file is fixed. A typo therefore never locks
 //     everybody out, and removing a user or changing a password takes effect
 //     only once the whole file is valid again.
 //
@@ -242,8 +244,9 @@ func (f *File) reload() *state {
 		}
 		st = &state{fi: fi, good: old.good, err: err, retry: retry}
 		if old.err == nil || old.err.Error() != err.Error() {
-			f.log().Error("users file not reloaded; still using the last version that loaded",
-				"path", f.path, "users", len(old.good.users), "err", err)
+			// Stable message and attributes: operators alert on them.
+			f.log().Error("users file rejected",
+				"path", f.path, "users", len(old.good.users), "error", err)
 		}
 	}
 	f.state.Store(st)
