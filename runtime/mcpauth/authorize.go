@@ -146,6 +146,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		s.metrics.throttled(throttleAuthorize)
 		w.Header().Set("Retry-After", retryAfter(d))
 		s.renderError(w, &pageError{Status: http.StatusTooManyRequests, Title: "Too many sign-ins",
 			Message: "Too many sign-ins were started from your network. Wait a few minutes and try again."})

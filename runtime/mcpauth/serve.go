@@ -161,6 +161,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.acquire(key) {
 			return &limitConn{Conn: c, l: l, key: key}, nil
 		}
+		l.s.metrics.throttled(throttleConnection)
 		// The answer fits in any socket buffer: writing it does not block.
 		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		io.WriteString(c, tooMany)

@@ -242,10 +242,18 @@ func TestHostileConnectionCaps(t *testing.T) {
 		return answer(t, conn)
 	}
 	t.Run("per address", func(t *testing.T) {
-		srv := startServeWith(t, nil, func(c *mcpauth.Config) { c.MaxConnections = 10; c.MaxConnectionsPerAddr = 2 }, nil)
+		metrics := mcpauth.NewMetrics()
+		srv := startServeWith(t, nil, func(c *mcpauth.Config) {
+			c.MaxConnections = 10
+			c.MaxConnectionsPerAddr = 2
+			c.Metrics = metrics
+		}, nil)
 		first, second := dial(t, srv.addr), dial(t, srv.addr)
 		if st := answer(t, dial(t, srv.addr)); !strings.Contains(st, " 503 ") {
 			t.Errorf("third connection from one address: %q, want 503", st)
+		}
+		if want := `mcp_throttle_rejections_total{kind="connection"} 1`; !strings.Contains(scrapeMetrics(t, metrics), want) {
+			t.Errorf("the refused connection is not counted: no %q", want)
 		}
 		if st := request(second, srv.addr); !strings.Contains(st, " 200 ") {
 			t.Errorf("a connection within the cap: %q", st)
