@@ -13,9 +13,11 @@
 //
 // Users sign in with a username and password from a bcrypt users file (see
 // package userfile); edits to the file take effect without a restart, and a
-// removed user's (or changed password's) tokens stop working. Clients,
-// codes and tokens live in a SQLite file; only hashes of codes, tokens and
-// client secrets are stored.
+// removed user's (or changed password's) tokens stop working, and their
+// grants are deleted for good. Clients, codes, tokens and the rest of the
+// server's state live in the database (package authstore: a SQLite file or
+// a PostgreSQL URL); only hashes of codes, tokens and client secrets are
+// stored.
 //
 // A tool handler learns who is calling with IdentityFromContext.
 //
@@ -35,10 +37,15 @@
 // real client IP from X-Forwarded-For. Browser-based clients (such as the
 // MCP Inspector web UI) need their origin in AllowedOrigins.
 //
-// The server keeps per-process state (pending sign-ins, throttling counters,
-// legacy MCP sessions, cached tokens and client metadata documents): run one
-// process per
-// database file.
+// Several replicas may share one PostgreSQL database: everything that
+// decides an authorization outcome (pending sign-ins, codes, tokens,
+// throttling counters, MCP session owners, revocations) is in the database,
+// so any request may land on any replica. Each replica caches validated
+// tokens and session owners, kept coherent by a revocation epoch: when a
+// revoking request is answered, no replica accepts what it revoked
+// (coherence.go). A replica keeps only harmless state of its own: cached
+// client metadata documents and, for the legacy MCP protocol revisions, the
+// event stream of a GET, which needs the same replica for its duration.
 package mcpauth
 
 import (
@@ -147,6 +154,9 @@ const (
 type users interface {
 	Authenticate(ctx context.Context, username, password string) (bool, error)
 	Stamp(username string) (stamp string, ok bool, err error)
+	// Stamps is every user being served, username → stamp, and a version
+	// that changes when the file is reloaded (coherence.go).
+	Stamps() (users map[string]string, version uint64)
 }
 
 var _ users = (*userfile.File)(nil)
@@ -173,6 +183,7 @@ type Server struct {
 	users    users
 	cache    *tokenCache
 	sessions *sessionOwners
+	coh      coherence
 	cimd     *cimdFetcher
 
 	limits    authstore.ThrottleStore
@@ -187,10 +198,11 @@ type Server struct {
 	mcpHandler *server.StreamableHTTPServer
 	handler    http.Handler
 
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	stop          chan struct{}
+	done          chan struct{}
+	coherenceDone chan struct{}
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // New opens (and migrates) the database, loads the users file and returns a
@@ -226,7 +238,15 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 	})
 	s.mcpHandler = newMCPHandler(mcp, s)
 	s.handler = s.metrics.instrument(s.routes())
+	// Join the replicas (the caches start with a lease), and apply the
+	// removals from the users file made while the server was down.
+	if err := s.startReplica(context.Background()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
+	s.applyUserRemovals(context.Background())
 	go s.cleanupLoop()
+	go s.usersLoop()
 	return s, nil
 }
 
@@ -322,13 +342,14 @@ func newServer(cfg Config) (*Server, error) {
 		baseHost:   host,
 		cookieName: browserCookie,
 		cache:      newTokenCache(),
-		sessions:   newSessionOwners(),
 
-		timeouts:  defaultTimeouts,
-		bcryptSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		timeouts:      defaultTimeouts,
+		bcryptSem:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		stop:          make(chan struct{}),
+		coherenceDone: make(chan struct{}),
+		done:          make(chan struct{}),
 	}
+	s.sessions = newSessionOwners(s)
 	if u.Scheme == "https" {
 		s.secureCookies = true
 		s.cookieName = "__Host-" + browserCookie
@@ -364,6 +385,10 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.done
+		<-s.coherenceDone
+		if err := s.coh.rep.Close(); err != nil {
+			s.log.Warn("mcpauth: leaving the replicas", "error", err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.mcpHandler.Shutdown(ctx)
@@ -385,7 +410,7 @@ func (s *Server) cleanupLoop() {
 			if err := s.store.Cleanup(context.Background(), s.now(), s.cfg.UnusedClientTTL); err != nil {
 				s.log.Error("mcpauth: cleanup", "error", err)
 			}
-			s.cache.invalidate()
+			s.invalidateCaches()
 		}
 	}
 }

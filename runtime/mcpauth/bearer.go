@@ -69,7 +69,9 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
-		if !s.sessionAllowed(w, r, id) {
+		ctx := context.WithValue(r.Context(), identityKey{}, id)
+		r, ok := s.sessionAllowed(w, r.WithContext(ctx), id)
+		if !ok {
 			return
 		}
 		// The body is read here, within its own deadline, which is then
@@ -88,7 +90,7 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 		} else {
 			http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -153,11 +155,13 @@ func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
 }
 
 // lookupAccess finds a live access token by its hash: in the cache of hot
-// tokens, or with one indexed lookup (a prepared statement).
+// tokens while this replica holds its revocation lease, or with one indexed
+// lookup.
 func (s *Server) lookupAccess(ctx context.Context, sum [32]byte) (*authstore.Access, error) {
 	now := s.now()
 	info, gen := s.cache.get(sum, now)
-	if info != nil {
+	// The cache is trusted only under the revocation lease (coherence.go).
+	if info != nil && s.fresh() {
 		return info, nil
 	}
 	info, err := s.store.LookupAccess(ctx, sum[:], now)

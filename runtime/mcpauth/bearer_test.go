@@ -28,6 +28,8 @@ func (f fakeUsers) Stamp(u string) (string, bool, error) {
 	return s, ok, nil
 }
 
+func (f fakeUsers) Stamps() (map[string]string, uint64) { return f, 1 }
+
 // newVerifyServer is a Server with a real store and fake users, without
 // HTTP, for table tests of the bearer check.
 func newVerifyServer(t *testing.T, now time.Time) *Server {
@@ -43,6 +45,10 @@ func newVerifyServer(t *testing.T, now time.Time) *Server {
 	t.Cleanup(func() { st.Close() })
 	s.setStore(st)
 	s.users = fakeUsers{"alice": "stamp-1", "bob": "stamp-2"}
+	if err := s.startReplica(t.Context()); err != nil { // the token cache needs its lease
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.coh.rep.Close() })
 	return s
 }
 

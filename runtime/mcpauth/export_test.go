@@ -1,6 +1,7 @@
 package mcpauth
 
 import (
+	"context"
 	"time"
 
 	"github.com/mcpgen/create-mcp-server/runtime/authstore"
@@ -19,3 +20,9 @@ func SetStoreLimits(c *Config, l authstore.Limits) { c.storeLimits = l }
 
 // AuditEvents exposes the audit event table to the external tests.
 var AuditEvents = auditEvents
+
+// SyncReplica applies removals from the users file now (coherence.go), as
+// the background loop does every second.
+func SyncReplica(s *Server) {
+	s.applyUserRemovals(context.Background())
+}

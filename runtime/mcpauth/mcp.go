@@ -11,6 +11,7 @@ package mcpauth
 // authentication; every request carries and is checked for its own token.
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 )
 
 // sessionIdleTTL is how long an unused legacy session is kept.
@@ -35,98 +38,177 @@ func newMCPHandler(mcp *server.MCPServer, s *Server) *server.StreamableHTTPServe
 	)
 }
 
-// sessionAllowed checks the legacy session named by a GET or DELETE on /mcp
-// against the caller: a GET or DELETE without a session id is 400, one that
-// names an id not issued to this user is 404. It writes the answer and
-// reports false when the request must stop.
-func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Identity) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodDelete {
-		return true
-	}
+// sessionAllowed checks the legacy session a request on /mcp names against
+// the caller, on every method: a GET or DELETE without a session id is 400;
+// an id that was never issued, has ended or expired, or was issued to
+// another user is 404; a database failure is 503. A POST without a session
+// id is left to mcp-go (an initialize creates one; anything else is
+// refused there). It writes the answer and reports false when the request
+// must stop; on success the request's context records the checked id, so
+// that mcp-go's own check does not ask the database again.
+func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Identity) (*http.Request, bool) {
 	if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
-		return true // no sessions since 2026-07-28; mcp-go refuses these methods
+		return r, true // no sessions since 2026-07-28; mcp-go refuses GET and DELETE
 	}
 	sid := r.Header.Get(server.HeaderKeySessionID)
 	if sid == "" {
-		http.Error(w, "Bad Request: Mcp-Session-Id header required", http.StatusBadRequest)
-		return false
+		if r.Method == http.MethodGet || r.Method == http.MethodDelete {
+			http.Error(w, "Bad Request: Mcp-Session-Id header required", http.StatusBadRequest)
+			return r, false
+		}
+		return r, true
 	}
-	if !s.sessions.owns(sid, id.User) {
+	owner, err := s.sessions.owner(r.Context(), sid)
+	switch {
+	case err != nil:
+		s.log.ErrorContext(r.Context(), "mcp: session lookup", "error", err)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "Service Unavailable: try again", http.StatusServiceUnavailable)
+		return r, false
+	case owner == "" || owner != id.User:
 		http.Error(w, "Session not found", http.StatusNotFound)
-		return false
+		return r, false
 	}
-	return true
+	return r.WithContext(context.WithValue(r.Context(), checkedSessionKey{}, sid)), true
 }
 
-// sessionOwners binds legacy MCP session ids to users. It implements
-// server.SessionIdManagerResolver.
+// checkedSessionKey marks, in a request's context, the session id that
+// sessionAllowed found to be the caller's.
+type checkedSessionKey struct{}
+
+// sessionOwners binds legacy MCP session ids to users, through the store
+// (authstore.SessionStore), so that a session opened on one replica works
+// on every other, for its owner only. Owners are cached per replica under
+// the revocation lease (coherence.go): ending a session is a revoking
+// write. It implements server.SessionIdManagerResolver.
 type sessionOwners struct {
-	mu     sync.Mutex
-	owners map[string]string // session id → user
+	s *Server
+
+	mu    sync.Mutex
+	gen   uint64
+	cache map[string]cachedOwner // by session id hash
 }
 
-func newSessionOwners() *sessionOwners {
-	return &sessionOwners{owners: make(map[string]string)}
+type cachedOwner struct {
+	user    string
+	touched time.Time
+}
+
+// maxCachedSessions bounds the per-replica cache of session owners.
+const maxCachedSessions = 1024
+
+func newSessionOwners(s *Server) *sessionOwners {
+	return &sessionOwners{s: s, cache: make(map[string]cachedOwner)}
+}
+
+// invalidate drops the cache.
+func (o *sessionOwners) invalidate() {
+	o.mu.Lock()
+	o.gen++
+	clear(o.cache)
+	o.mu.Unlock()
+}
+
+// owner returns the user who owns session id, "" if it does not exist (or
+// has ended or expired). It touches the session (at most once a minute).
+func (o *sessionOwners) owner(ctx context.Context, id string) (string, error) {
+	key := string(hashSecret(id))
+	now := o.s.now()
+	leased := o.s.fresh()
+	o.mu.Lock()
+	gen := o.gen
+	c, ok := o.cache[key]
+	o.mu.Unlock()
+	if ok && leased && now.Sub(c.touched) < time.Minute {
+		return c.user, nil
+	}
+	user, err := o.s.store.Session(ctx, []byte(key), now)
+	if errors.Is(err, authstore.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := o.s.store.TouchSession(ctx, []byte(key), now); err != nil {
+		return "", err
+	}
+	o.mu.Lock()
+	if o.gen == gen {
+		if len(o.cache) >= maxCachedSessions {
+			clear(o.cache)
+		}
+		o.cache[key] = cachedOwner{user: user, touched: now}
+	}
+	o.mu.Unlock()
+	return user, nil
 }
 
 // ResolveSessionIdManager returns a manager acting for the request's user; a
-// nil request (mcp-go's idle sweeper) gets one that may end any session.
+// nil request (mcp-go's idle sweeper) gets one that only forgets sessions
+// locally: the store expires them itself, and another replica may still be
+// serving them.
 func (o *sessionOwners) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
 	if r == nil {
-		return userSessions{o: o, any: true}
+		return userSessions{o: o, ctx: context.Background(), sweeper: true}
 	}
-	id, _ := r.Context().Value(identityKey{}).(*Identity)
-	if id == nil {
-		return userSessions{o: o} // unreachable behind bearer; matches nothing
+	u := userSessions{o: o, ctx: r.Context()}
+	if id, _ := r.Context().Value(identityKey{}).(*Identity); id != nil {
+		u.user = id.User
 	}
-	return userSessions{o: o, user: id.User}
+	u.checked, _ = r.Context().Value(checkedSessionKey{}).(string)
+	return u
 }
 
-// userSessions is the session id manager for one user.
+// userSessions is the session id manager of one request.
 type userSessions struct {
-	o    *sessionOwners
-	user string
-	any  bool
+	o       *sessionOwners
+	ctx     context.Context
+	user    string // "" matches nothing
+	checked string // the id sessionAllowed checked for this request
+	sweeper bool
 }
 
 var errNoSession = errors.New("unknown session")
 
-// owns reports whether session id was issued to user and is still live.
-func (o *sessionOwners) owns(id, user string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	owner, ok := o.owners[id]
-	return ok && user != "" && owner == user
-}
-
+// Generate creates a session for the request's user. A database failure
+// cannot be reported through mcp-go's interface: it is logged, and the
+// session id, unknown to the store, gets 404 on its next use, so the client
+// starts a new session.
 func (u userSessions) Generate() string {
 	id := "mcp-session-" + rand.Text()
-	u.o.mu.Lock()
-	u.o.owners[id] = u.user
-	u.o.mu.Unlock()
+	if err := u.o.s.store.CreateSession(u.ctx, hashSecret(id), u.user, u.o.s.now()); err != nil {
+		u.o.s.log.ErrorContext(u.ctx, "mcp: create session", "error", err)
+	}
 	return id
 }
 
 func (u userSessions) Validate(id string) (isTerminated bool, err error) {
-	u.o.mu.Lock()
-	owner, ok := u.o.owners[id]
-	u.o.mu.Unlock()
-	if !ok || u.user == "" || owner != u.user {
+	if u.user == "" || id == "" {
+		return false, errNoSession
+	}
+	if id == u.checked {
+		return false, nil
+	}
+	owner, err := u.o.owner(u.ctx, id)
+	if err != nil || owner != u.user {
 		return false, errNoSession
 	}
 	return false, nil
 }
 
+// Terminate ends a session (DELETE, after sessionAllowed checked the
+// owner). Ending it is a revoking write: the answer waits until every
+// replica has dropped its cached owner.
 func (u userSessions) Terminate(id string) (isNotAllowed bool, err error) {
-	u.o.mu.Lock()
-	defer u.o.mu.Unlock()
-	owner, ok := u.o.owners[id]
-	if !ok {
+	if u.sweeper {
 		return false, nil
 	}
-	if !u.any && owner != u.user {
-		return true, nil // another user's session: refused (405), left alone
+	if id == "" || id != u.checked {
+		return true, nil
 	}
-	delete(u.o.owners, id)
+	if _, err := u.o.s.store.EndSession(u.ctx, hashSecret(id)); err != nil {
+		return false, err
+	}
+	u.o.s.revoked(u.ctx)
 	return false, nil
 }

@@ -56,10 +56,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	grantID, err := s.store.RevokeToken(ctx, hashSecret(token), c.ID, s.now())
-	if grantID != "" || err != nil {
-		s.cache.invalidate()
+	if grantID != "" && err == nil {
+		s.revoked(ctx) // answer once no replica accepts the token
 	}
 	if err != nil {
+		s.invalidateCaches()
 		oe := serverError(err)
 		oe.Code, oe.Description, oe.Status = "temporarily_unavailable", "the token could not be revoked, try again", http.StatusServiceUnavailable
 		return oe

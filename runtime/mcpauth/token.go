@@ -424,7 +424,7 @@ func (s *Server) refresh(ctx context.Context, c *authstore.Client, form url.Valu
 		return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
 			RefreshToken: next, Scope: scope}, nil
 	case authstore.Reused:
-		s.cache.invalidate()
+		s.revoked(ctx)
 		s.audit.refreshReuse(ctx, info.Grant.User, c.ID, info.Grant.ID)
 	}
 	return nil, errBadRefresh
@@ -445,9 +445,13 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// revokeGrant revokes every token of a grant and drops cached validations.
+// revokeGrant revokes every token of a grant and returns once no replica
+// accepts them any more (coherence.go).
 func (s *Server) revokeGrant(ctx context.Context, grantID string, now time.Time) error {
-	err := s.store.RevokeGrant(ctx, grantID, now)
-	s.cache.invalidate()
-	return err
+	if err := s.store.RevokeGrant(ctx, grantID, now); err != nil {
+		s.invalidateCaches()
+		return err
+	}
+	s.revoked(ctx)
+	return nil
 }

@@ -40,13 +40,26 @@
 //   - A missing file has no users. Open accepts it (the server starts with
 //     nobody able to sign in; callers can check Len), and deleting the file
 //     later removes every user.
-//   - If an edited file is malformed or cannot be read, the File keeps serving
-//     the last version it loaded, logs the error once (at level ERROR, message
-//     "users file rejected" with path, users and error; a successful reload
-//     logs "users file reloaded" with path and users) and reports it from Err
-//     until the file is fixed. A typo therefore never locks
-//     everybody out, and removing a user or changing a password takes effect
-//     only once the whole file is valid again.
+//   - Open refuses a malformed file. If a later edit leaves the file
+//     malformed, the File serves only the users whose lines still parse
+//     (a user whose line appears twice is left out), logs the malformed
+//     lines at level ERROR at every reload (message "users file rejected"
+//     with path, users served and error; a clean reload logs "users file
+//     reloaded" with path and users) and reports them from Err until the
+//     file is fixed. A typo therefore never revives a removed user nor
+//     keeps a removed one; it locks out only the users on the lines it
+//     broke.
+//   - A file that exists but cannot be read (permissions, I/O) has no
+//     users until it can be read again: it is retried on every call, and
+//     the error is logged ("users file rejected", once per distinct error)
+//     and reported from Err.
+//     Running "user add" as another user, leaving the file unreadable to
+//     the server, therefore locks everybody out, visibly, rather than
+//     leaving a removed user in.
+//
+// Stamps returns the users being served and a version that changes at
+// every reload, so that a server can delete, for good, what it issued to
+// users who are gone (see package mcpauth).
 //
 // Removing a user or changing their password changes their Stamp, which the
 // authorization server records in every token it issues and compares on every
@@ -85,7 +98,8 @@ type File struct {
 	state  atomic.Pointer[state]
 	logger atomic.Pointer[slog.Logger]
 
-	mu sync.Mutex // serializes reloads
+	mu      sync.Mutex // serializes reloads
+	version uint64     // reloads so far, guarded by mu; copied into each state
 
 	dummyMu sync.Mutex
 	dummies map[int][]byte // cost -> hash compared against for unknown users
@@ -104,7 +118,12 @@ type state struct {
 	// retry is set when err is an I/O error rather than a parse error: the
 	// file is read again on the next call even if it looks unchanged.
 	retry bool
+	// version counts the states a File has served.
+	version uint64
 }
+
+// noUsers is the snapshot of a file that cannot be read.
+var noUsers = &snapshot{users: map[string]user{}, cost: bcrypt.DefaultCost}
 
 // snapshot is one loaded version of the users file.
 type snapshot struct {
@@ -120,8 +139,8 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &File{path: path, dummies: make(map[int][]byte)}
-	f.state.Store(&state{fi: fi, good: snap})
+	f := &File{path: path, dummies: make(map[int][]byte), version: 1}
+	f.state.Store(&state{fi: fi, good: snap, version: 1})
 	return f, nil
 }
 
@@ -180,11 +199,24 @@ func (f *File) Len() int {
 	return len(f.current().good.users)
 }
 
-// Err reports why the file on disk is not the version being served: a
-// *ParseError if the last edit left it malformed, or an I/O error. It is nil
-// when the file on disk is in use.
+// Err reports what is wrong with the file on disk: the malformed lines
+// (errors.Join of *ParseError, one per line), whose users are not served,
+// or the I/O error that keeps it from being read (then nobody is served).
+// It is nil when the whole file is in use.
 func (f *File) Err() error {
 	return f.current().err
+}
+
+// Stamps returns the users being served, username → Stamp, and the
+// version of that set: it changes whenever the file is reloaded. A server
+// compares the version with the last one it acted on.
+func (f *File) Stamps() (users map[string]string, version uint64) {
+	st := f.current()
+	users = make(map[string]string, len(st.good.users))
+	for name, u := range st.good.users {
+		users[name] = u.stamp
+	}
+	return users, st.version
 }
 
 // Add adds username with password, or resets the password of an existing user,
@@ -230,24 +262,38 @@ func (f *File) reload() *state {
 	if !old.retry && f.unchanged(old) { // another call reloaded it meanwhile
 		return old
 	}
-	fi, snap, err := read(f.path)
-	var st *state
-	switch {
-	case err == nil:
-		st = &state{fi: fi, good: snap}
-		f.log().Info("users file reloaded", "path", f.path, "users", len(snap.users))
-	default:
-		var perr *ParseError
-		retry := !errors.As(err, &perr)
-		if retry {
-			fi = old.fi // keep trying until it reads
+	fi, data, err := readFile(f.path)
+	if err != nil {
+		// Unreadable: nobody is served until it reads again. Logged once per
+		// distinct error, since every call retries.
+		st := &state{fi: old.fi, good: noUsers, err: err, retry: true, version: old.version}
+		if old.good != noUsers {
+			f.version++
+			st.version = f.version
 		}
-		st = &state{fi: fi, good: old.good, err: err, retry: retry}
 		if old.err == nil || old.err.Error() != err.Error() {
 			// Stable message and attributes: operators alert on them.
 			f.log().Error("users file rejected",
-				"path", f.path, "users", len(old.good.users), "error", err)
+				"path", f.path, "users", 0, "error", err)
 		}
+		f.state.Store(st)
+		return st
+	}
+	p, perrs := parseAll(f.path, data)
+	f.version++
+	st := &state{fi: fi, good: newSnapshot(p), version: f.version}
+	if len(perrs) == 0 {
+		f.log().Info("users file reloaded", "path", f.path, "users", len(p.users))
+	} else {
+		errs := make([]error, len(perrs))
+		for i, e := range perrs {
+			errs[i] = e
+		}
+		st.err = errors.Join(errs...)
+		// Stable message and attributes: operators alert on them. The
+		// users on the malformed lines cannot sign in until they are fixed.
+		f.log().Error("users file rejected",
+			"path", f.path, "users", len(p.users), "error", st.err)
 	}
 	f.state.Store(st)
 	return st

@@ -96,8 +96,21 @@ type parsed struct {
 // parse parses the content of the users file file. It reports the first
 // malformed line as a *ParseError.
 func parse(file string, data []byte) (*parsed, error) {
-	p := &parsed{users: make(map[string]user)}
+	p, errs := parseAll(file, data)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return p, nil
+}
+
+// parseAll parses the content of the users file file, line by line: the
+// users whose lines parse are in p.users, and every malformed line is a
+// *ParseError in errs, in file order. A user that appears more than once
+// is left out entirely: which of the lines was meant is anybody's guess.
+func parseAll(file string, data []byte) (p *parsed, errs []*ParseError) {
+	p = &parsed{users: make(map[string]user)}
 	firstLine := make(map[string]int)
+	dup := make(map[string]bool)
 	rest := data
 	for n := 1; len(rest) > 0; n++ {
 		raw := rest
@@ -119,25 +132,32 @@ func parse(file string, data []byte) (*parsed, error) {
 			p.lines = append(p.lines, l)
 			continue
 		}
-		perr := func(format string, args ...any) error {
-			return &ParseError{File: file, Line: n, Msg: fmt.Sprintf(format, args...)}
+		perr := func(format string, args ...any) {
+			errs = append(errs, &ParseError{File: file, Line: n, Msg: fmt.Sprintf(format, args...)})
+			p.lines = append(p.lines, l)
 		}
 		i := bytes.IndexByte(text, ':')
 		if i < 0 {
-			return nil, perr(`missing ":" between username and bcrypt hash`)
+			perr(`missing ":" between username and bcrypt hash`)
+			continue
 		}
 		name, hash := string(text[:i]), text[i+1:]
 		if name == "" {
-			return nil, perr(`missing username before ":"`)
+			perr(`missing username before ":"`)
+			continue
 		}
 		if err := ValidateUsername(name); err != nil {
-			return nil, perr("%v", err)
+			perr("%v", err)
+			continue
 		}
 		if !validHash(hash) {
-			return nil, perr(`user %q: the value after ":" is not a bcrypt hash (set the password with the "user add" command)`, name)
+			perr(`user %q: the value after ":" is not a bcrypt hash (set the password with the "user add" command)`, name)
+			continue
 		}
-		if first, dup := firstLine[name]; dup {
-			return nil, perr("duplicate user %q (first on line %d)", name, first)
+		if first, seen := firstLine[name]; seen {
+			dup[name] = true
+			perr("duplicate user %q (first on line %d)", name, first)
+			continue
 		}
 		firstLine[name] = n
 		cost, _ := bcrypt.Cost(hash) // validHash checked it
@@ -149,7 +169,10 @@ func parse(file string, data []byte) (*parsed, error) {
 			cost:  cost,
 		}
 	}
-	return p, nil
+	for name := range dup {
+		delete(p.users, name)
+	}
+	return p, errs
 }
 
 // stampOf returns the stamp of the entry name:hash: the hex of the first 16

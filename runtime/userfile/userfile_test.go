@@ -338,10 +338,14 @@ func TestReloadAfterReplaceWithSameSizeAndTime(t *testing.T) {
 	}
 }
 
-func TestMalformedEditKeepsLastGoodVersion(t *testing.T) {
+// A malformed edit serves only the users whose lines still parse: the
+// edit's removals take effect, the broken lines' users are locked out (a
+// typo never revives or keeps a removed user), and every reload of a
+// malformed version is logged.
+func TestMalformedEditServesLinesThatParse(t *testing.T) {
 	path := usersPath(t)
-	aliceHash := hash(t, "pw")
-	writeFile(t, path, "alice:"+aliceHash+"\nbob:"+hash(t, "bob's")+"\n")
+	aliceHash, bobHash, carolHash := hash(t, "pw"), hash(t, "bob's"), hash(t, "carol's")
+	writeFile(t, path, "alice:"+aliceHash+"\nbob:"+bobHash+"\ncarol:"+carolHash+"\n")
 	f, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -349,46 +353,84 @@ func TestMalformedEditKeepsLastGoodVersion(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	f.SetLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil)))
+	_, v1 := f.Stamps()
 
-	// The admin removes bob but mistypes alice's line.
-	edit(t, path, "# bob left\nalice;"+aliceHash+"\n")
-
+	// The admin removes bob but mistypes alice's line; carol is untouched.
+	edit(t, path, "# bob left\nalice;"+aliceHash+"\ncarol:"+carolHash+"\n")
 	for range 3 {
-		if !authenticate(t, f, "alice", "pw") {
-			t.Error("alice locked out by a malformed edit")
+		if authenticate(t, f, "alice", "pw") {
+			t.Error("alice signed in although her line is malformed")
 		}
-		if !authenticate(t, f, "bob", "bob's") {
-			t.Error("bob removed although the edit that removes him is malformed")
+		if authenticate(t, f, "bob", "bob's") {
+			t.Error("bob signed in although the edit removed him")
 		}
+		if !authenticate(t, f, "carol", "carol's") {
+			t.Error("carol locked out by a typo on another line")
+		}
+	}
+	users, v2 := f.Stamps()
+	if len(users) != 1 || users["carol"] == "" || v2 == v1 {
+		t.Errorf("Stamps() = %v (version %d, was %d), want only carol and a new version", users, v2, v1)
 	}
 	want := path + `:2: missing ":" between username and bcrypt hash`
 	var perr *ParseError
 	if err := f.Err(); err == nil || err.Error() != want || !errors.As(err, &perr) {
 		t.Errorf("Err() = %v, want %s", err, want)
 	}
+
+	// A second malformed version, with a duplicate: logged again, and the
+	// duplicated user is left out.
+	edit(t, path, "alice;"+aliceHash+"\ncarol:"+carolHash+"\ncarol:"+bobHash+"\n# x\n")
+	if authenticate(t, f, "carol", "carol's") || authenticate(t, f, "carol", "bob's") {
+		t.Error("a user listed twice signed in")
+	}
 	logMu.Lock()
 	logged := logs.String()
 	logMu.Unlock()
-	if n := strings.Count(logged, "level=ERROR"); n != 1 {
-		t.Errorf("logged %d errors, want 1 for one bad version:\n%s", n, logged)
+	if n := strings.Count(logged, "level=ERROR"); n != 2 {
+		t.Errorf("logged %d errors, want 2 for two malformed versions:\n%s", n, logged)
 	}
-	if !strings.Contains(logged, `:2: missing`) {
-		t.Errorf("log does not name the line:\n%s", logged)
+	if !strings.Contains(logged, `:2: missing`) || !strings.Contains(logged, `:3: duplicate user \"carol\"`) {
+		t.Errorf("log does not name the lines:\n%s", logged)
 	}
 	if strings.Contains(logged, aliceHash[7:]) {
 		t.Errorf("log reveals a hash:\n%s", logged)
 	}
 
-	// Fixing the file applies the edit.
-	edit(t, path, "# bob left\nalice:"+aliceHash+"\n")
+	// Fixing the file serves everyone in it again.
+	edit(t, path, "# bob left\nalice:"+aliceHash+"\ncarol:"+carolHash+"\n")
 	if err := f.Err(); err != nil {
 		t.Errorf("Err() after the fix = %v", err)
 	}
-	if authenticate(t, f, "bob", "bob's") {
-		t.Error("bob can still sign in after the fixed edit removed him")
+	if !authenticate(t, f, "alice", "pw") || !authenticate(t, f, "carol", "carol's") {
+		t.Error("a user listed in the fixed file cannot sign in")
 	}
-	if !authenticate(t, f, "alice", "pw") {
-		t.Error("alice cannot sign in after the fix")
+	if authenticate(t, f, "bob", "bob's") {
+		t.Error("bob can sign in after the fixed edit removed him")
+	}
+}
+
+// A users file that exists but cannot be read serves nobody (a removed user
+// must not stay in because the server cannot read the file that removed
+// him), until it can be read again.
+func TestUnreadableFileHasNoUsers(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads files whatever their mode")
+	}
+	path := usersPath(t)
+	writeFile(t, path, "alice:"+hash(t, "pw")+"\n")
+	f := mustOpen(t, path)
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if authenticate(t, f, "alice", "pw") || f.Len() != 0 || f.Err() == nil {
+		t.Errorf("unreadable file: alice signs in or Len %d, Err %v; want nobody and an error", f.Len(), f.Err())
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !authenticate(t, f, "alice", "pw") || f.Err() != nil {
+		t.Errorf("readable again: Err %v, alice cannot sign in", f.Err())
 	}
 }
 
