@@ -228,12 +228,16 @@ func (s *Server) handleAccountSignOut(w http.ResponseWriter, r *http.Request) {
 	seeOther(w, "/account")
 }
 
-// revokeGrants revokes the grants f selects and drops this process's
-// cached validations, like revokeGrant.
+// revokeGrants revokes the grants f selects and, like revokeGrant, returns
+// once no replica accepts their tokens any more (coherence.go).
 func (s *Server) revokeGrants(ctx context.Context, f authstore.GrantFilter, now time.Time) (int, error) {
 	n, err := s.store.RevokeGrants(ctx, f, now)
-	s.cache.invalidate()
-	return n, err
+	if err != nil {
+		s.invalidateCaches()
+		return n, err
+	}
+	s.revoked(ctx)
+	return n, nil
 }
 
 // accountForm checks that a POST to the account page comes from one of
