@@ -36,6 +36,28 @@
 // successor refresh tokens. Data source names are shown only through
 // [Redact], which removes the password.
 //
+// # Shared state and replicas
+//
+// Everything that decides an authorization outcome is in the database, so
+// that any request may land on any replica: pending sign-ins, throttling
+// counters, MCP session owners, account-page sessions (see state.go), as
+// well as codes, grants and tokens. Tables that strangers can grow are
+// bounded by [Limits]; a full table evicts its oldest rows, never refusing
+// everyone. A [Replica] keeps each process's caches coherent: a revocation
+// answered by one replica holds on all of them.
+//
+// # Moving
+//
+// [Copy] copies a deployment to another database (for example from a
+// SQLite file to PostgreSQL) without signing anyone out.
+//
+// # Tests
+//
+// The package's tests are one suite that runs on every engine; package
+// authstoretest gives tests fresh databases of each engine. PostgreSQL
+// tests need MCP_TEST_POSTGRES (a postgres:// URL) and are skipped,
+// saying so, without it.
+//
 // # Errors
 //
 // Lookups that find no live row return [ErrNotFound]. A database that is

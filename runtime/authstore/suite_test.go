@@ -8,68 +8,16 @@ package authstore
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/mcpgen/create-mcp-server/runtime/authstoretest"
 )
-
-// testPostgresURL returns the URL of a new schema, dropped when t ends, in
-// the database named by MCP_TEST_POSTGRES (a postgres:// URL of a user that
-// may create schemas). Without it the test is skipped, or fails when
-// MCP_REQUIRE_POSTGRES=1 (CI sets it, so that the PostgreSQL half of the
-// suite cannot be skipped there by accident).
-func testPostgresURL(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("MCP_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("MCP_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("MCP_REQUIRE_POSTGRES=1 but MCP_TEST_POSTGRES is not set")
-		}
-		t.Skip("PostgreSQL tests skipped: set MCP_TEST_POSTGRES to a postgres:// URL of a database the tests may create schemas in")
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "authstore_test_" + hex.EncodeToString(b[:])
-	admin, err := pgx.Connect(t.Context(), base)
-	if err != nil {
-		t.Fatalf("MCP_TEST_POSTGRES: %v", &redactedError{msg: err.Error(), secret: dsnPassword(base)})
-	}
-	defer admin.Close(context.Background())
-	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal("MCP_TEST_POSTGRES is not a URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // testEngine makes fresh, empty databases of one engine.
 type testEngine struct {
@@ -95,13 +43,18 @@ func openDSN(t testing.TB, dsn string, opts Options) Store {
 	return s
 }
 
-// testEngines lists the engines the suite runs on.
+// testEngines lists the engines the suite runs on: SQLite always,
+// PostgreSQL when MCP_TEST_POSTGRES names a database (see authstoretest).
 func testEngines() []testEngine {
-	return []testEngine{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "auth.db") }},
-		{"postgres", testPostgresURL},
+	var out []testEngine
+	for _, e := range authstoretest.Engines() {
+		out = append(out, testEngine{e.Name, e.NewDSN})
 	}
+	return out
 }
+
+// testPostgresURL is a new PostgreSQL schema, or skips t.
+func testPostgresURL(t testing.TB) string { return authstoretest.Postgres(t) }
 
 // forEachEngineDSN runs test as a subtest per engine, with the name of a
 // new database, for tests that open it more than once.

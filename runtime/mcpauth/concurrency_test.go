@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mcpgen/create-mcp-server/runtime/authstoretest"
+	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
 )
 
@@ -84,8 +86,22 @@ func assertOneChain(t *testing.T, e *env, c *mcpauthtest.Client, tokens []*mcpau
 	}
 }
 
+// forEachEngine runs test once per database engine, with a server on a
+// fresh database of it.
+func forEachEngine(t *testing.T, test func(t *testing.T, e *env)) {
+	for _, eng := range authstoretest.Engines() {
+		t.Run(eng.Name, func(t *testing.T) {
+			dsn := eng.NewDSN(t)
+			test(t, newEnv(t, func(c *mcpauth.Config) { c.Database = dsn }))
+		})
+	}
+}
+
 func TestC3_ConcurrentCodeRedemption(t *testing.T) {
-	e := newEnv(t)
+	forEachEngine(t, testConcurrentCodeRedemption)
+}
+
+func testConcurrentCodeRedemption(t *testing.T, e *env) {
 	c := e.register(nil)
 	res := e.authorize(c, mcpauthtest.AuthorizeOptions{})
 	tokens := race(t, c, url.Values{
@@ -104,7 +120,10 @@ func TestC3_ConcurrentCodeRedemption(t *testing.T) {
 }
 
 func TestE3_ConcurrentRefresh(t *testing.T) {
-	e := newEnv(t)
+	forEachEngine(t, testConcurrentRefresh)
+}
+
+func testConcurrentRefresh(t *testing.T, e *env) {
 	c := e.register(nil)
 	first := e.tokens(c)
 	tokens := race(t, c, url.Values{
