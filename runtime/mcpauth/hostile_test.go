@@ -747,3 +747,37 @@ func getWith(t *testing.T, hc *http.Client, u string) (*http.Response, []byte) {
 	}
 	return resp, body
 }
+
+// Issue item 5: past 100,000 clients every registration was refused for
+// everyone, and never-used clients were kept 30 days. At the cap the oldest
+// never-used clients are evicted now, and never-used clients expire after
+// Config.UnusedClientTTL (default one day).
+func TestHostileRegistrationFloodEvictsUnused(t *testing.T) {
+	e := newProxiedEnv(t, func(c *mcpauth.Config) {
+		mcpauth.SetStoreLimits(c, authstore.Limits{Clients: 20})
+		c.CleanupInterval = 20 * time.Millisecond
+	})
+	used := e.register(nil)
+	e.tokens(used)       // a code was issued: the client is in use
+	for i := range 100 { // five times the cap, from many addresses
+		req, _ := http.NewRequest(http.MethodPost, e.base+"/register", strings.NewReader(`{"redirect_uris":["https://flood.example/cb"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+		if resp, body := e.do(req); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("registration %d at the client cap: %d %s, want 201", i, resp.StatusCode, body)
+		}
+	}
+	if _, err := used.Refresh(ctx(t), e.tokens(used).RefreshToken); err != nil {
+		t.Errorf("a client in use after a registration flood: %v", err)
+	}
+	// A never-used client expires after a day; a used one stays.
+	idle := e.register(nil)
+	e.advance(25 * time.Hour)
+	waitFor(t, "the never-used client to expire", func() bool {
+		resp, _ := e.get("/authorize?"+authorizeQuery(idle, nil).Encode(), nil)
+		return resp.StatusCode == http.StatusBadRequest
+	})
+	if resp, body := e.get("/authorize?"+authorizeQuery(used, nil).Encode(), nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the used client after a day: %d %.200s", resp.StatusCode, body)
+	}
+}
