@@ -10,6 +10,11 @@
 //	POST /token                                     authorization_code and refresh_token grants
 //	POST /revoke                                    RFC 7009 revocation
 //	POST|GET|DELETE /mcp                            the MCP endpoint, bearer token required
+//	GET  /                                          a page naming the server and its MCP URL
+//	GET  /healthz, /readyz                          liveness and readiness probes
+//
+// Config.Routes adds the application's own endpoints (public, or behind the
+// same bearer check as /mcp) and Config.Middleware wraps them all.
 //
 // Users sign in with a username and password from a bcrypt users file (see
 // package userfile); edits to the file take effect without a restart, and a
@@ -104,6 +109,12 @@ type Config struct {
 	// for Prometheus; serve Metrics.Handler to expose them. Nil means a
 	// private set: counted, but not exposed.
 	Metrics *Metrics
+	// Routes are extra endpoints of the application, served beside the
+	// built-in ones, optionally behind the same bearer check as /mcp.
+	Routes []Route
+	// Middleware wraps every endpoint, built-in or extra, the first one
+	// outermost (e.g. request logging, extra headers).
+	Middleware []func(http.Handler) http.Handler
 
 	// CodeTTL is the authorization-code lifetime (default 2m, at most 10m).
 	CodeTTL time.Duration
@@ -197,6 +208,7 @@ type Server struct {
 
 	mcpHandler *server.StreamableHTTPServer
 	handler    http.Handler
+	readiness
 
 	stop          chan struct{}
 	done          chan struct{}
@@ -237,7 +249,10 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 		return st.Clients, st.Grants, err
 	})
 	s.mcpHandler = newMCPHandler(mcp, s)
-	s.handler = s.metrics.instrument(s.routes())
+	if s.handler, err = s.routes(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
 	// Join the replicas (the caches start with a lease), and apply the
 	// removals from the users file made while the server was down.
 	if err := s.startReplica(context.Background()); err != nil {

@@ -2,8 +2,9 @@ package mcpauth
 
 import "net/http"
 
-// routes lists every endpoint once.
-func (s *Server) routes() *http.ServeMux {
+// routes lists every endpoint once, then adds Config.Routes, and wraps the
+// result in the metrics and Config.Middleware.
+func (s *Server) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	// The document is served at exactly these paths ({$}: not subtrees).
 	for _, p := range []string{prmPath, prmPath + "/{$}", prmPathMCP, prmPathMCP + "/{$}"} {
@@ -30,5 +31,14 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /account/signout", s.handleAccountSignOut)
 
 	mux.Handle("/mcp", s.bearer(s.mcpHandler))
-	return mux
+
+	mux.HandleFunc("GET /{$}", s.handleHome)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+
+	if err := s.addRoutes(mux, s.cfg.Routes); err != nil {
+		return nil, err
+	}
+	// Metrics sit next to the mux, which sets the request's Pattern.
+	return wrap(s.metrics.instrument(mux), s.cfg.Middleware), nil
 }

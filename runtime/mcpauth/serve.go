@@ -26,6 +26,7 @@ func ListenAndServe(ctx context.Context, cfg Config, mcp *server.MCPServer) erro
 	if err != nil {
 		return fmt.Errorf("mcpauth: listen: %w", err)
 	}
+	s.log.Info("listening", "url", s.resource, "addr", ln.Addr().String())
 	return s.Serve(ctx, ln)
 }
 
@@ -58,7 +59,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("mcpauth: serving", "addr", ln.Addr().String(), "base_url", s.issuer)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("mcpauth: serve: %w", err)
