@@ -35,8 +35,8 @@ var scenarioAnswers = gen.Answers{
 // Lines of the generated project that the next version changes, and what it
 // changes them to.
 const (
-	mainLine     = "// newMCPServer builds the MCP server with all its tools. serve, stdio and the\n"
-	mainLineNext = "// newMCPServer builds the MCP server with every tool. serve, stdio and the\n"
+	mainLine     = "// It serves the tools listed in tools() over MCP, behind an OAuth 2.1\n"
+	mainLineNext = "// It serves the tools listed in tools() over MCP, behind OAuth 2.1\n"
 	readmeLine   = "runs `tools_test.go` (each tool called in-process), `auth_test.go` (the whole\n"
 	readmeNext   = "runs `tools_test.go` (each tool called in-process, as a client would), `auth_test.go` (the whole\n"
 	dockerLine   = "FROM golang:1.26 AS build\n"
@@ -265,12 +265,12 @@ func TestUpgradeScenarios(t *testing.T) {
 		{
 			name: "edits apart from the template's are merged",
 			edit: func(t *testing.T, dir string) {
-				editFile(t, dir, "main.go", `serverVersion     = "0.1.0"`, `serverVersion     = "1.4.0"`)
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
 				editFile(t, dir, "README.md", "## Quick start\n", "## Quick start\n\nAsk the ops team for an account first.\n")
 			},
 			lines: []string{"merged main.go", "merged README.md", "updated Dockerfile"},
 			check: func(t *testing.T, dir string) {
-				mustContain(t, dir, "main.go", `serverVersion     = "1.4.0"`, mainLineNext, "create-mcp-server "+nextVersion)
+				mustContain(t, dir, "main.go", `Version:     "1.4.0",`, mainLineNext)
 				mustContain(t, dir, "README.md", "Ask the ops team for an account first.", readmeNext)
 			},
 			build: true,
@@ -278,13 +278,13 @@ func TestUpgradeScenarios(t *testing.T) {
 		{
 			name: "edits of the same lines conflict and lose nothing",
 			edit: func(t *testing.T, dir string) {
-				editFile(t, dir, "main.go", mainLine, "// newMCPServer builds our weather server. serve, stdio and the\n")
+				editFile(t, dir, "main.go", mainLine, "// It serves our weather tools over MCP, behind an OAuth 2.1\n")
 			},
 			exit:  1,
 			lines: []string{"conflict main.go", "updated Dockerfile", "updated README.md"},
 			check: func(t *testing.T, dir string) {
 				mustContain(t, dir, "main.go",
-					"<<<<<<< yours\n// newMCPServer builds our weather server. serve, stdio and the\n"+
+					"<<<<<<< yours\n// It serves our weather tools over MCP, behind an OAuth 2.1\n"+
 						"||||||| base\n"+mainLine+
 						"=======\n"+mainLineNext+
 						">>>>>>> generator "+nextVersion+"\n")
@@ -356,11 +356,11 @@ func TestUpgradeScenarios(t *testing.T) {
 			name: "a new tool gets its own files and a line in tools()",
 			args: []string{"--tools", "weather-alerts"},
 			edit: func(t *testing.T, dir string) {
-				editFile(t, dir, "main.go", `serverVersion     = "0.1.0"`, `serverVersion     = "1.4.0"`)
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
 			},
 			lines: []string{"added tools_weatherAlerts.go", "added tools_weatherAlerts_test.go", "merged main.go", "kept tools.go (yours)"},
 			check: func(t *testing.T, dir string) {
-				mustContain(t, dir, "main.go", "\t\tforecastTool(),\n\t\tweatherAlertsTool(),\n", `serverVersion     = "1.4.0"`)
+				mustContain(t, dir, "main.go", "\t\tforecastTool(),\n\t\tweatherAlertsTool(),\n", `Version:     "1.4.0",`)
 				mustContain(t, dir, "tools_weatherAlerts.go", "func weatherAlertsTool() server.ServerTool", `mcp.NewTool("weather-alerts"`)
 				if strings.Contains(readFile(t, dir, "tools.go"), "weatherAlerts") {
 					t.Error("tools.go was changed")
@@ -420,7 +420,7 @@ func TestUpgradeScenarios(t *testing.T) {
 			},
 			lines: []string{"merged README.md", "updated main.go"},
 			check: func(t *testing.T, dir string) {
-				mustContain(t, dir, "main.go", `serverName        = "forecaster"`, `serverDescription = "Forecasts, hourly"`)
+				mustContain(t, dir, "main.go", `Name:        "forecaster",`, `Description: "Forecasts, hourly",`)
 				mustContain(t, dir, "README.md", "# forecaster\n", "Ask the ops team for an account first.")
 				mustContain(t, dir, gen.ManifestPath, `"name": "forecaster"`)
 			},
@@ -454,7 +454,7 @@ func TestUpgradeScenarios(t *testing.T) {
 			name: "dry run prints the diff and writes nothing",
 			args: []string{"--dry-run"},
 			edit: func(t *testing.T, dir string) {
-				editFile(t, dir, "main.go", `serverVersion     = "0.1.0"`, `serverVersion     = "1.4.0"`)
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
 			},
 			dry:   true,
 			lines: []string{"merged main.go", "--- a/main.go", "+++ b/main.go", "-" + strings.TrimSuffix(mainLine, "\n"), "+" + strings.TrimSuffix(mainLineNext, "\n"), "dry run: nothing was written"},
@@ -659,7 +659,7 @@ func TestUpgradeRefuses(t *testing.T) {
 func TestUpgradeInterruptedCanBeRerun(t *testing.T) {
 	nextT, nextR := nextSources(t)
 	edit := func(t *testing.T, dir string) {
-		editFile(t, dir, "main.go", `serverVersion     = "0.1.0"`, `serverVersion     = "1.4.0"`)
+		editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
 		editFile(t, dir, "README.md", "## Quick start\n", "## Quick start\n\nAsk the ops team for an account first.\n")
 		editFile(t, dir, "internal/mcpauth/token.go", "package mcpauth\n", "package mcpauth\n\n// My local hack.\n")
 	}

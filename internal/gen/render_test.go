@@ -539,7 +539,7 @@ func TestRenderTool(t *testing.T) {
 	if want := []string{"tools_fetchPage.go", "tools_fetchPage_test.go"}; !slices.Equal(names, want) {
 		t.Fatalf("RenderTool files = %q, want %q", names, want)
 	}
-	for _, s := range []string{"func fetchPageTool() server.ServerTool", `mcp.NewTool("fetch-page",`, `"example.com/notes/internal/mcpauth"`} {
+	for _, s := range []string{"func fetchPageTool() server.ServerTool", `mcp.NewTool("fetch-page",`, `"github.com/mark3labs/mcp-go/server"`} {
 		if !bytes.Contains(files[0].Data, []byte(s)) {
 			t.Errorf("tools_fetchPage.go lacks %q", s)
 		}
@@ -567,7 +567,7 @@ func TestRenderToolMatchesToolsGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := func(src []byte) string { // everything after the imports
-		_, after, _ := strings.Cut(string(src), "internal/mcpauth\"\n)\n")
+		_, after, _ := strings.Cut(string(src), "mcp-go/server\"\n)\n")
 		return after
 	}
 	if c := code(toolsGo); c == "" || c != code(added[0].Data) {
