@@ -295,10 +295,12 @@ func (f choiceFlag) Set(s string) error {
 }
 
 // hostPortFlag is a TCP listen address, host:port. With defaultHost set, a
-// bare port ("9090" or ":9090") listens on defaultHost.
+// bare port ("9090" or ":9090") listens on defaultHost. An optional one may
+// be empty (off).
 type hostPortFlag struct {
 	s           *string
 	defaultHost string
+	optional    bool
 }
 
 func (f hostPortFlag) String() string {
@@ -309,6 +311,10 @@ func (f hostPortFlag) String() string {
 }
 
 func (f hostPortFlag) Set(s string) error {
+	if s == "" && f.optional {
+		*f.s = ""
+		return nil
+	}
 	if f.defaultHost != "" {
 		if _, err := strconv.Atoi(s); err == nil {
 			s = ":" + s

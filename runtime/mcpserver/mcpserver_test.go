@@ -555,3 +555,29 @@ func TestStdio(t *testing.T) {
 		t.Fatalf("stdio: %v", err)
 	}
 }
+
+// TestMetricsAndAudit checks --metrics-addr (a bare port listens on
+// loopback) and the audit event of a tool call.
+func TestMetricsAndAudit(t *testing.T) {
+	srv, logs := startServer(t, testOptions(), "--metrics-addr", "0")
+	if !strings.HasPrefix(srv.MetricsURL, "http://127.0.0.1:") {
+		t.Fatalf("MetricsURL = %q, want a loopback URL", srv.MetricsURL)
+	}
+	if !strings.Contains(logs.String(), "metrics="+srv.MetricsURL) {
+		t.Errorf("the listening line does not name the metrics URL: %q", logs.String())
+	}
+	token := signIn(t, srv.URL)
+	if _, err := mcpauthtest.CallTool(t.Context(), srv.URL+"/mcp", token, "add", map[string]any{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `msg="tool call" user=alice`) || !strings.Contains(logs.String(), "tool=add") {
+		t.Errorf("no audit event for the tool call:\n%s", logs.String())
+	}
+	status, _, body := get(t, srv.MetricsURL, "")
+	if status != http.StatusOK || !strings.Contains(body, `mcp_tool_calls_total{outcome="tool_error",tool="add"} 1`) {
+		t.Errorf("GET %s = %d, want the refused call counted:\n%s", srv.MetricsURL, status, body)
+	}
+	if status, _, _ := get(t, srv.URL+"/metrics", ""); status != http.StatusNotFound {
+		t.Errorf("GET /metrics on the public listener = %d, want 404", status)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	accessTTL, refreshTTL    time.Duration
 	origins, proxies         []string
 	logFormat                string
+	metricsAddr              string
 }
 
 // serveFlags defines serve's flags, each with its environment variable,
@@ -61,6 +63,9 @@ func serveFlags(opts Options, c *serveConfig) *flagSet {
 	flags.Var(listFlag{&c.proxies, checkPrefix}, "trusted-proxies", "comma-separated `NETWORKS` (CIDR) of reverse proxies whose\n"+
 		"X-Forwarded-For is believed, e.g. 127.0.0.1/32")
 	addLogFlag(flags, &c.logFormat)
+	flags.Var(hostPortFlag{s: &c.metricsAddr, defaultHost: "127.0.0.1", optional: true}, "metrics-addr",
+		"serve Prometheus metrics at http://`ADDRESS`/metrics, on a listener of their own;\n"+
+			"off unless set, and a bare port (9090 or :9090) listens on 127.0.0.1 only")
 	if opts.Flags != nil {
 		opts.Flags(flags.FlagSet)
 	}
@@ -75,6 +80,9 @@ type Running struct {
 	// URL is the base URL of the server: the OAuth issuer, with MCP at
 	// URL + "/mcp".
 	URL string
+	// MetricsURL is where the Prometheus metrics are served, "" without
+	// --metrics-addr.
+	MetricsURL string
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -125,6 +133,19 @@ func Start(ctx context.Context, opts Options, args []string, env Env) (*Running,
 	if err != nil {
 		return nil, fmt.Errorf("--addr %s (env MCP_ADDR): %w", c.addr, unwrapOpError(err))
 	}
+	var metricsLn net.Listener
+	if c.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--metrics-addr %s (env MCP_METRICS_ADDR): %w", c.metricsAddr, unwrapOpError(err))
+		}
+	}
+	closeListeners := func() {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+	}
 	if cfg.BaseURL == "" {
 		// A loopback address (checked by authConfig): its port may have
 		// been 0, so take the one the listener got.
@@ -134,18 +155,37 @@ func Start(ctx context.Context, opts Options, args []string, env Env) (*Running,
 	}
 	cfg.Addr = ln.Addr().String()
 
-	srv, err := mcpauth.New(cfg, opts.newMCPServer(log))
+	// Metrics are counted always, and exposed only on --metrics-addr.
+	cfg.Metrics = mcpauth.NewMetrics()
+	srv, err := mcpauth.New(cfg, opts.newMCPServer(log, cfg.Metrics))
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		return nil, err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	r := &Running{URL: cfg.BaseURL, cancel: cancel, done: make(chan struct{})}
-	log.Info("listening", "url", cfg.BaseURL+"/mcp", "addr", ln.Addr().String())
+	attrs := []any{"url", cfg.BaseURL + "/mcp", "addr", ln.Addr().String()}
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		r.MetricsURL = "http://" + metricsLn.Addr().String() + "/metrics"
+		attrs = append(attrs, "metrics", r.MetricsURL)
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", cfg.Metrics.Handler())
+		metricsSrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slogLogger(log),
+		}
+		go metricsSrv.Serve(metricsLn)
+	}
+	log.Info("listening", attrs...)
 	go func() {
 		defer close(r.done)
 		r.err = srv.Serve(ctx, ln)
+		if metricsSrv != nil {
+			metricsSrv.Close()
+		}
 		if err := srv.Close(); err != nil && r.err == nil {
 			r.err = err
 		}

@@ -33,7 +33,7 @@ func stdio(ctx context.Context, opts Options, args []string, env Env) error {
 	}
 	log := newLogger(format, env)
 	id := mcpauth.Identity{User: localUser(env)}
-	s := server.NewStdioServer(opts.newMCPServer(log))
+	s := server.NewStdioServer(opts.newMCPServer(log, nil))
 	s.SetErrorLogger(slogLogger(log))
 	s.SetContextFunc(func(ctx context.Context) context.Context {
 		return mcpauth.WithIdentity(ctx, id)

@@ -18,16 +18,21 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 )
 
 // NewMCPServer returns the MCP server that serve and stdio run: the tools,
-// the argument checks, Options.ServerOptions and Options.Setup. Tests call
-// tools through it in-process (client.NewInProcessClient).
+// the argument checks, Options.ServerOptions and Options.Setup, but not the
+// audit log of tool calls. Tests call tools through it in-process
+// (client.NewInProcessClient).
 func (o Options) NewMCPServer() *server.MCPServer {
-	return o.newMCPServer(slog.Default())
+	return o.newMCPServer(nil, nil)
 }
 
-func (o Options) newMCPServer(log *slog.Logger) *server.MCPServer {
+// newMCPServer returns the MCP server of serve and stdio. With a logger,
+// every tool call is logged (and counted in m).
+func (o Options) newMCPServer(log *slog.Logger, m *mcpauth.Metrics) *server.MCPServer {
 	opts := []server.ServerOption{
 		server.WithToolCapabilities(false),
 		// Tools built without a Go struct (mcp.WithString, ...) refuse
@@ -38,7 +43,7 @@ func (o Options) newMCPServer(log *slog.Logger) *server.MCPServer {
 		opts = append(opts, server.WithInstructions(o.Description))
 	}
 	s := server.NewMCPServer(o.Name, o.version(), append(opts, o.ServerOptions...)...)
-	s.Use(toolMiddleware(s, log)...)
+	s.Use(toolMiddleware(s, log, m)...)
 	s.AddTools(o.Tools...)
 	if o.Setup != nil {
 		o.Setup(s)
@@ -49,16 +54,20 @@ func (o Options) newMCPServer(log *slog.Logger) *server.MCPServer {
 // toolMiddleware is what every tool call goes through before its handler,
 // outermost first:
 //
-//   - (hook) the audit log and metrics of tool calls, when they exist: an
-//     mcpauth middleware goes first here, so that it sees every outcome;
+//   - the audit log and metrics of tool calls (mcpauth.ToolAudit), first so
+//     that they see every outcome, refused arguments included; only with a
+//     logger;
 //   - recovery: a panicking tool answers its call with an error instead of
 //     taking the whole server down;
 //   - argument checks against the tool's input schema.
-func toolMiddleware(s *server.MCPServer, log *slog.Logger) []server.ToolHandlerMiddleware {
-	return []server.ToolHandlerMiddleware{
-		recoverTool(log),
-		checkArguments(s),
+func toolMiddleware(s *server.MCPServer, log *slog.Logger, m *mcpauth.Metrics) []server.ToolHandlerMiddleware {
+	var mw []server.ToolHandlerMiddleware
+	if log != nil {
+		mw = append(mw, mcpauth.ToolAudit(log, m))
+	} else {
+		log = slog.Default()
 	}
+	return append(mw, recoverTool(log), checkArguments(s))
 }
 
 // recoverTool turns a panic in a handler into an error result.
