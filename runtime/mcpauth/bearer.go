@@ -41,7 +41,11 @@ import (
 const maxMCPBody = 4 << 20
 
 // bearer wraps the MCP handler with the checks above.
-func (s *Server) bearer(next http.Handler) http.Handler {
+func (s *Server) bearer(next http.Handler) http.Handler { return s.protect(next, true) }
+
+// protect wraps next with the checks above; the MCP session check (mcp)
+// only applies to the MCP endpoint, not to Config.Routes.
+func (s *Server) protect(next http.Handler, mcp bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hostAllowed(r) {
 			http.Error(w, "Forbidden: invalid Host header", http.StatusForbidden)
@@ -69,10 +73,12 @@ func (s *Server) bearer(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
-		ctx := context.WithValue(r.Context(), identityKey{}, id)
-		r, ok := s.sessionAllowed(w, r.WithContext(ctx), id)
-		if !ok {
-			return
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		if mcp {
+			var ok bool
+			if r, ok = s.sessionAllowed(w, r, id); !ok {
+				return
+			}
 		}
 		// The body is read here, within its own deadline, which is then
 		// cleared: the response may stream for as long as it needs.

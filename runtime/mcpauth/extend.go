@@ -33,7 +33,7 @@ func (s *Server) addRoutes(mux *http.ServeMux, routes []Route) (err error) {
 		}
 		h := rt.Handler
 		if rt.Bearer {
-			h = s.bearer(h)
+			h = s.protect(h, false)
 		}
 		if err := handleSafely(mux, rt.Pattern, h); err != nil {
 			return err
