@@ -30,13 +30,12 @@ import (
 // naming it. Each entry goes when its feature lands, so that nothing skips
 // for a reason that is no longer true.
 var missing = map[string]string{
-	"postgres": "serve --db postgres://… needs the PostgreSQL engine of runtime/authstore, which has not landed",
-	"shared": "needs sign-ins, throttles and MCP sessions shared through the database " +
-		"(no per-process authority in runtime/mcpauth), which have not landed",
 	"db copy":        "needs the \"db copy\" command (runtime/mcpserver), which has not landed",
 	"grants":         "needs the \"grants revoke\" command (runtime/mcpserver), which has not landed",
 	"schema version": "needs the schema version record of runtime/authstore's PostgreSQL engine, which has not landed",
-	"flag names":     "needs serve's start-up errors to name --db (runtime/mcpserver), which has not landed",
+	"mcpserver": "needs serve from runtime/mcpserver (gen), which has not landed: the current template's serve " +
+		"logs the --db URL with its password (\"serving MCP ... db=postgres://user:PASSWORD@...\") and its " +
+		"start-up errors name neither --db nor MCP_DB",
 }
 
 // needs skips t if a feature it needs has not landed.
@@ -777,18 +776,18 @@ func TestBadDatabase(t *testing.T) {
 		needs []string
 		db    func(t *testing.T) string
 	}{
-		{"SQLite file in a missing directory", []string{"flag names"}, func(t *testing.T) string {
+		{"SQLite file in a missing directory", []string{"mcpserver"}, func(t *testing.T) string {
 			return filepath.Join(t.TempDir(), "no-such-dir", "auth.db")
 		}},
-		{"SQLite at a newer schema version", []string{"flag names"}, func(t *testing.T) string {
+		{"SQLite at a newer schema version", []string{"mcpserver"}, func(t *testing.T) string {
 			path := filepath.Join(t.TempDir(), "auth.db")
 			setSQLiteVersion(t, path, 1000)
 			return path
 		}},
-		{"PostgreSQL unreachable", nil, func(t *testing.T) string {
+		{"PostgreSQL unreachable", []string{"mcpserver"}, func(t *testing.T) string {
 			return withHost(withPassword(postgres(t), "secret-unreachable-pw"), closed)
 		}},
-		{"PostgreSQL wrong password", nil, func(t *testing.T) string {
+		{"PostgreSQL wrong password", []string{"mcpserver"}, func(t *testing.T) string {
 			return withPassword(newDatabase(t, postgres(t), "wrongpw"), "secret-wrong-pw-7f3a")
 		}},
 		{"PostgreSQL at a newer schema version", []string{"schema version"}, func(t *testing.T) string {
@@ -850,15 +849,20 @@ func testDatabaseLost(t *testing.T, admin string) {
 	r := d.Replicas[0]
 	c := d.client(t, ctx, "interop database lost")
 	tok := d.signIn(t, ctx, c, testUser, testPassword)
+	if code := d.bearerOn(t, ctx, r, tok.AccessToken); code != http.StatusOK {
+		t.Fatalf("MCP request before the database goes: HTTP %d, want 200", code)
+	}
 
 	tp.stop()
+	cut := time.Now()
 	t.Log("database cut off")
-	// A replica may keep serving tokens it validated for a short lease;
-	// then it must answer 503, never 500 or 401.
+	// A replica may keep serving tokens it validated (as this one) for a
+	// short lease; then it must answer 503, never 500 or 401.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code := d.bearerOn(t, ctx, r, tok.AccessToken)
 		if code == http.StatusServiceUnavailable {
+			t.Logf("MCP requests answer 503 %v after the database went", time.Since(cut).Round(100*time.Millisecond))
 			break
 		}
 		if code != http.StatusOK {
@@ -885,11 +889,13 @@ func testDatabaseLost(t *testing.T, admin string) {
 	if err := tp.restart(); err != nil {
 		t.Fatalf("bring the database back: %v", err)
 	}
+	back := time.Now()
 	t.Log("database back")
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		code := d.bearerOn(t, ctx, r, tok.AccessToken)
 		if code == http.StatusOK {
+			t.Logf("MCP requests answer 200 again %v after the database came back", time.Since(back).Round(100*time.Millisecond))
 			break
 		}
 		if code != http.StatusServiceUnavailable {
