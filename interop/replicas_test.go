@@ -30,8 +30,8 @@ import (
 // naming it. Each entry goes when its feature lands, so that nothing skips
 // for a reason that is no longer true.
 var missing = map[string]string{
-	"db copy":        "needs the \"db copy\" command (runtime/mcpserver), which has not landed",
-	"grants":         "needs the \"grants revoke\" command (runtime/mcpserver), which has not landed",
+	"db copy": "needs the \"db copy\" command (runtime/mcpserver), which has not landed",
+	"grants":  "needs the \"grants revoke\" command (runtime/mcpserver), which has not landed",
 	"db flag in errors": "needs serve's database errors to name --db or MCP_DB: runtime/mcpserver (gen) passes " +
 		"mcpauth.New's error on as it is (\"server: mcpauth: authstore: open database …: schema version 1000 is newer …\")",
 }
