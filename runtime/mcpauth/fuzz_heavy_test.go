@@ -7,8 +7,10 @@ package mcpauth_test
 //
 //	go test -run '^Fuzz' ./runtime/mcpauth/                        (seeds only)
 //	go test -run '^$' -fuzz FuzzRedirectURIMatch -fuzztime 10s ./runtime/mcpauth/
+//	go test -run '^$' -fuzz FuzzAuthorizeLogin -fuzztime 60s ./runtime/mcpauth/ (also: memory bounded)
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,10 +18,12 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
 )
@@ -312,4 +316,142 @@ func FuzzRegisterJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzLimits are the shared-table bounds of FuzzAuthorizeLogin, small so
+// that a fuzz run reaches them.
+var fuzzLimits = authstore.Limits{SignIns: 200, SignInsPerAddr: 20, SignInsPerBrowser: 5, ThrottleKeys: 100}
+
+// FuzzAuthorizeLogin drives the whole browser side, GET /authorize then the
+// sign-in form, with fuzzed parameters, credentials, form fields and client
+// addresses. Properties: never a 5xx or a panic, never a Location outside
+// the registered redirect URIs, and memory stays bounded: the pending
+// sign-ins and throttle counters stay within the store's caps (locked keys
+// aside, which each cost max failures), and the heap does not grow with
+// the number of inputs.
+func FuzzAuthorizeLogin(f *testing.F) {
+	e := newProxiedEnv(f, func(c *mcpauth.Config) { mcpauth.SetStoreLimits(c, fuzzLimits) })
+	c := e.register(map[string]any{"redirect_uris": []string{"https://client.example/cb", "http://127.0.0.1/cb"}})
+	f.Add(uint16(1), "", "alice", testUsers["alice"], "approve", "")
+	f.Add(uint16(2), "state="+strings.Repeat("s", 2048), "alice", "wrong", "approve", "")
+	f.Add(uint16(3), "redirect_uri=http://127.0.0.1:5555/cb&scope=mcp+openid", "bob", testUsers["bob"], "deny", "")
+	f.Add(uint16(4), "resource=%00", "", "", "", "")
+	f.Add(uint16(5), "", "alice", testUsers["alice"], "approve", "tx=x")
+	f.Add(uint16(6), "", strings.Repeat("u", 300), strings.Repeat("p", 100), "approve", "tx=")
+	f.Add(uint16(7), "client_id=https://client.example/doc.json", "alice", "x", "approve", "username=bob")
+	f.Add(uint16(8), "", "alice\x00", "pw\r\n", "approve", "action=deny&action=approve")
+	f.Add(uint16(9), "redirect_uri=javascript:alert(1)", "alice", testUsers["alice"], "approve", "")
+	f.Add(uint16(10), "code_challenge_method=plain", "alice", testUsers["alice"], "approve", "")
+	var inputs atomic.Int64
+	var baseHeap uint64
+	f.Cleanup(func() { checkFuzzBounds(f, e, baseHeap, inputs.Load()) })
+	f.Fuzz(func(t *testing.T, addr uint16, query, username, password, action, extra string) {
+		if inputs.Add(1) == 1 {
+			baseHeap = heapInUse()
+		}
+		from := fmt.Sprintf("10.9.%d.%d", byte(addr>>8)%4, byte(addr)) // few addresses: the per-address caps matter
+		q := authorizeQuery(c, nil)
+		if extra, err := url.ParseQuery(rawQuery(query)); err == nil {
+			for k, v := range extra {
+				q[k] = v
+			}
+		}
+		browser := mcpauthtest.NewBrowser()
+		req, _ := http.NewRequest(http.MethodGet, e.base+"/authorize?"+q.Encode(), nil)
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatalf("GET /authorize: %v", err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 || resp.Header.Get("Location") != "" {
+			t.Fatalf("GET /authorize?%s: %d, Location %q", q.Encode(), resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if resp.StatusCode != http.StatusOK {
+			return
+		}
+		form, err := mcpauthtest.ParseForm(req.URL, page)
+		if err != nil {
+			t.Fatalf("login page without a form: %v", err)
+		}
+		fields, _ := form.Values(strings.ToValidUTF8(username, ""), strings.ToValidUTF8(password, ""), action == "deny")
+		if extraFields, err := url.ParseQuery(rawQuery(extra)); err == nil {
+			for k, v := range extraFields {
+				fields[k] = v
+			}
+		}
+		post, _ := http.NewRequest(http.MethodPost, form.Action.String(), strings.NewReader(fields.Encode()))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		post.Header.Set("Origin", e.base)
+		post.Header.Set("X-Forwarded-For", from)
+		resp, err = browser.Do(post)
+		if err != nil {
+			t.Fatalf("POST /authorize: %v (handler panic?)", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("POST /authorize: %d", resp.StatusCode)
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			t.Fatalf("POST /authorize: 503 with the database up")
+		}
+		if loc := resp.Header.Get("Location"); loc != "" {
+			u, err := url.Parse(loc)
+			if err != nil || !acceptable(u.Scheme+"://"+u.Host+u.Path) {
+				t.Fatalf("POST /authorize: Location %q outside the registered redirect URIs", loc)
+			}
+		}
+		if inputs.Load()%500 == 0 {
+			checkFuzzBounds(t, e, baseHeap, inputs.Load())
+		}
+	})
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// checkFuzzBounds checks that the shared tables stay within their caps and
+// that the heap has not grown by more than a fixed allowance.
+func checkFuzzBounds(t testing.TB, e *env, baseHeap uint64, inputs int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+e.dbPath+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var signIns int
+	if err := db.QueryRow(`SELECT count(*) FROM signins`).Scan(&signIns); err != nil {
+		t.Fatal(err)
+	}
+	if signIns > fuzzLimits.SignIns {
+		t.Errorf("%d pending sign-ins after %d inputs, cap %d", signIns, inputs, fuzzLimits.SignIns)
+	}
+	rows, err := db.Query(`SELECT rule, count(*), sum(count >= ?1) FROM throttles GROUP BY rule`, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rule string
+		var n, locked int
+		if err := rows.Scan(&rule, &n, &locked); err != nil {
+			t.Fatal(err)
+		}
+		if n > fuzzLimits.ThrottleKeys+locked {
+			t.Errorf("throttle rule %s keeps %d keys (%d possibly locked) after %d inputs, cap %d", rule, n, locked, inputs, fuzzLimits.ThrottleKeys)
+		}
+	}
+	const allowance = 64 << 20
+	if baseHeap > 0 {
+		if h := heapInUse(); h > baseHeap+allowance {
+			t.Errorf("heap grew from %d to %d MB after %d inputs", baseHeap>>20, h>>20, inputs)
+		}
+	}
 }
