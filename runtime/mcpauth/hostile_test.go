@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -780,4 +781,58 @@ func TestHostileRegistrationFloodEvictsUnused(t *testing.T) {
 	if resp, body := e.get("/authorize?"+authorizeQuery(used, nil).Encode(), nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("the used client after a day: %d %.200s", resp.StatusCode, body)
 	}
+}
+
+// Issue item 8: after a malformed edit of users.txt, deleting the file had
+// no effect at all: old tokens kept working, new sign-ins succeeded and
+// nothing was logged. A malformed file now serves the lines that parse, a
+// missing file has no users, and both are logged.
+func TestHostileUsersFileMalformedThenDeleted(t *testing.T) {
+	e := newEnv(t)
+	c := e.register(nil)
+	alice := e.tokens(c)
+	// A typo on bob's line: alice, whose line parses, keeps working.
+	writeFileNewer(t, e.usersPath, readUsersLine(t, e.usersPath, "alice")+"bob;not-a-hash\n")
+	if !e.live(alice.AccessToken) {
+		t.Error("alice's token stopped working after a typo on another line")
+	}
+	if st := trySignIn(t, c, "bob", testUsers["bob"]); st == http.StatusSeeOther {
+		t.Error("bob signed in although his line is malformed")
+	}
+	if !strings.Contains(e.logs.String(), "users file rejected") {
+		t.Errorf("the malformed edit was not logged:\n%s", e.logs.String())
+	}
+	// Deleting the file removes everybody.
+	if err := os.Remove(e.usersPath); err != nil {
+		t.Fatal(err)
+	}
+	if e.live(alice.AccessToken) {
+		t.Error("alice's token still works after the users file was deleted")
+	}
+	if st := trySignIn(t, c, "alice", testUsers["alice"]); st == http.StatusSeeOther {
+		t.Error("alice signed in after the users file was deleted")
+	}
+	if _, err := c.Refresh(ctx(t), alice.RefreshToken); err == nil {
+		t.Error("alice refreshed after the users file was deleted")
+	}
+	if !strings.Contains(e.logs.String(), "level=WARN msg=\"users file reloaded\"") || !strings.Contains(e.logs.String(), "users=0") {
+		t.Errorf("the deletion was not logged as a warning:\n%s", e.logs.String())
+	}
+}
+
+// readUsersLine returns the line of user in the users file at path,
+// with its newline.
+func readUsersLine(t *testing.T, path, user string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if strings.HasPrefix(l, user+":") {
+			return l
+		}
+	}
+	t.Fatalf("no line for %s in %s", user, path)
+	return ""
 }

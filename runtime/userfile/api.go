@@ -283,7 +283,11 @@ func (f *File) reload() *state {
 	f.version++
 	st := &state{fi: fi, good: newSnapshot(p), version: f.version}
 	if len(perrs) == 0 {
-		f.log().Info("users file reloaded", "path", f.path, "users", len(p.users))
+		level := slog.LevelInfo
+		if len(p.users) == 0 { // emptied or deleted: nobody can sign in any more
+			level = slog.LevelWarn
+		}
+		f.log().Log(context.Background(), level, "users file reloaded", "path", f.path, "users", len(p.users))
 	} else {
 		errs := make([]error, len(perrs))
 		for i, e := range perrs {
