@@ -41,10 +41,12 @@ type rrProxy struct {
 	next int
 	dead []bool
 	hits []hit
+	seq  int // requests begun so far
 }
 
 // hit is one request the proxy served.
 type hit struct {
+	Seq       int // the order in which the proxy received the request
 	Replica   int // index of the replica that answered, -1 if none did
 	Method    string
 	Path      string
@@ -117,14 +119,22 @@ func (p *rrProxy) record(h hit) {
 func (p *rrProxy) mark() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.hits)
+	return p.seq
 }
 
-// hitsSince returns the requests served since mark returned i.
-func (p *rrProxy) hitsSince(i int) []hit {
+// hitsSince returns the requests that reached the proxy after mark
+// returned m; a request in flight at the mark, answered or cut off after
+// it, is not among them.
+func (p *rrProxy) hitsSince(m int) []hit {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]hit(nil), p.hits[i:]...)
+	var out []hit
+	for _, h := range p.hits {
+		if h.Seq >= m {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // maxProxiedBody caps the request bodies the proxy buffers (to retry them
@@ -137,7 +147,10 @@ func (p *rrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "proxy: cannot read the request body", http.StatusBadRequest)
 		return
 	}
-	h := hit{Replica: -1, Method: r.Method, Path: r.URL.Path}
+	p.mu.Lock()
+	h := hit{Seq: p.seq, Replica: -1, Method: r.Method, Path: r.URL.Path}
+	p.seq++
+	p.mu.Unlock()
 	if r.Method == http.MethodPost && r.URL.Path == "/token" {
 		if form, err := url.ParseQuery(string(body)); err == nil {
 			h.GrantType = form.Get("grant_type")
