@@ -32,6 +32,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcpgen/create-mcp-server/runtime/authstore"
@@ -157,7 +158,51 @@ func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
 	if !slices.Contains(scopes, scopeMCP) {
 		return nil, errInsufficientScope
 	}
+	s.touchGrant(info.GrantID)
 	return &Identity{User: info.User, ClientID: info.ClientID, Scopes: scopes}, nil
+}
+
+// grantTouches remembers when this replica last recorded the use of each
+// grant, so that it writes "last used" (shown by the grants list command
+// and on the account page) at most once a minute per grant.
+type grantTouches struct {
+	mu   sync.RWMutex
+	last map[string]time.Time
+}
+
+// Bounds of grantTouches: a full map is cleared (a few extra writes).
+const (
+	touchEvery    = time.Minute
+	maxTouchedIDs = 4096
+)
+
+// touchGrant records a use of the grant now, unless this replica did
+// within touchEvery. The write happens off the request path; if it fails
+// (database busy) the grant's "last used" is merely a little older.
+func (s *Server) touchGrant(grantID string) {
+	now := s.now()
+	t := &s.touches
+	t.mu.RLock()
+	last, ok := t.last[grantID]
+	t.mu.RUnlock()
+	if ok && now.Sub(last) < touchEvery {
+		return
+	}
+	t.mu.Lock()
+	if last, ok := t.last[grantID]; ok && now.Sub(last) < touchEvery {
+		t.mu.Unlock()
+		return // another request got here first
+	}
+	if t.last == nil || len(t.last) >= maxTouchedIDs {
+		t.last = make(map[string]time.Time)
+	}
+	t.last[grantID] = now
+	t.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LockTimeout)
+		defer cancel()
+		s.store.TouchGrant(ctx, grantID, now)
+	}()
 }
 
 // lookupAccess finds a live access token by its hash: in the cache of hot

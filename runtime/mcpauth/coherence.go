@@ -79,10 +79,44 @@ func (s *Server) revoked(ctx context.Context) {
 	if s.coh.rep == nil {
 		return
 	}
-	if err := s.coh.rep.Revoked(context.WithoutCancel(ctx)); err != nil {
-		s.log.Warn("mcpauth: could not confirm that every replica saw a revocation; waiting out their lease", "error", err)
+	if err := waitReplicas(ctx, s.coh.rep, committed); err != nil {
+		s.log.Warn("mcpauth: could not confirm that every replica saw a revocation; waited out their lease", "error", err)
+	}
+}
+
+// waitReplicas returns once every other live replica has acknowledged the
+// epoch of a revoking write committed at committed. If the store cannot
+// tell, it waits until the lease of every replica that may have missed the
+// write has run out (a replica without a lease checks every token against
+// the database), and returns the error that made it wait.
+func waitReplicas(ctx context.Context, rep *authstore.Replica, committed time.Time) error {
+	err := rep.Revoked(context.WithoutCancel(ctx))
+	if err != nil {
 		time.Sleep(time.Until(committed.Add(authstore.DefaultLease)))
 	}
+	return err
+}
+
+// Revoked is for programs that write to a server's database without
+// serving, such as the operator's grants and user commands: called after
+// a revoking write (authstore.GrantStore's RevokeGrants or
+// DeleteUserGrants, say) has committed, it returns once no running
+// replica, on any machine, accepts what the write revoked: the same wait
+// as a revocation answered by a server. It joins the replicas for the
+// wait and leaves them before it returns.
+//
+// A non-nil error means the database could not confirm that every replica
+// saw the write; Revoked has then waited until each one's lease ran out,
+// so the revocation holds everywhere all the same.
+func Revoked(ctx context.Context, st authstore.Store) error {
+	committed := time.Now()
+	rep, err := authstore.StartReplica(ctx, st, authstore.ReplicaOptions{})
+	if err != nil {
+		time.Sleep(time.Until(committed.Add(authstore.DefaultLease)))
+		return err
+	}
+	defer rep.Close()
+	return waitReplicas(ctx, rep, committed)
 }
 
 // usersLoop applies removals from the users file every usersCheckInterval
