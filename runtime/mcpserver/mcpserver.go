@@ -17,12 +17,16 @@
 //	stdio                                MCP over stdin/stdout as the local user, without OAuth
 //	user add NAME [--password-stdin]     add a user to the users file, or change their password
 //	user remove NAME | user list         manage the users file
+//	grants list [--user U] [--client C]  the apps connected to users' accounts
+//	grants revoke ID | --user U | --client C
+//	                                     sign apps out, on every running replica
+//	db copy --from FILE --to URL         move to another database, nobody signed out
 //	healthcheck [--url URL]              exit 0 when the server's /readyz answers 200
 //	version                              the server's name and version (also --version)
 //	help                                 usage
 //
-// Every flag of serve (and the --users flag of user) can also be set with an
-// environment variable: MCP_ and the flag name in capitals, dashes as
+// Every flag of serve (and the --users flag of user, the --db flag of
+// grants) can also be set with an environment variable: MCP_ and the flag name in capitals, dashes as
 // underscores (--base-url is MCP_BASE_URL). A flag given on the command line
 // wins. serve checks every value before it binds its port, then logs a
 // single "listening" line with the MCP URL; a bad value is an error that
@@ -194,6 +198,10 @@ func Run(ctx context.Context, opts Options, args []string, env Env) error {
 		return stdio(ctx, opts, args, env)
 	case "user":
 		return user(opts, args, env)
+	case "grants":
+		return grants(ctx, args, env)
+	case "db":
+		return db(ctx, args, env)
 	case "healthcheck":
 		return healthcheck(ctx, args, env)
 	case "version", "--version", "-version", "-v":
@@ -212,7 +220,7 @@ func Run(ctx context.Context, opts Options, args []string, env Env) error {
 }
 
 // builtin are the commands Run knows; Options.Commands may not reuse them.
-var builtin = []string{"serve", "stdio", "user", "healthcheck", "version", "help"}
+var builtin = []string{"serve", "stdio", "user", "grants", "db", "healthcheck", "version", "help"}
 
 // check reports a mistake of the program itself (not of its user).
 func (o *Options) check() error {
@@ -255,6 +263,9 @@ func (o *Options) usage(w io.Writer) {
 		{"user add NAME [flags]", "add a user, or change their password"},
 		{"user remove NAME [flags]", "remove a user"},
 		{"user list [flags]", "list the users"},
+		{"grants list [flags]", "list the apps connected to users' accounts"},
+		{"grants revoke ID|--user U|--client C", "sign apps out, on every running replica"},
+		{"db copy --from FILE --to URL", "copy to another database (e.g. PostgreSQL), nobody signed out"},
 		{"healthcheck [--url URL]", "exit 0 when the server is ready (for container health checks)"},
 		{"version", "print the server name and version"},
 	}
