@@ -195,6 +195,7 @@ type Server struct {
 	cache    *tokenCache
 	sessions *sessionOwners
 	coh      coherence
+	touches  grantTouches
 	cimd     *cimdFetcher
 
 	limits    authstore.ThrottleStore
@@ -241,7 +242,7 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 		LockTimeout: s.cfg.LockTimeout, Limits: s.cfg.storeLimits, Observe: s.metrics.observeDB,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mcpauth: %w", err)
+		return nil, &DatabaseError{Err: err}
 	}
 	s.setStore(st)
 	s.metrics.setCounter(func(ctx context.Context) (clients, grants int, err error) {
@@ -257,7 +258,7 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 	// removals from the users file made while the server was down.
 	if err := s.startReplica(context.Background()); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("mcpauth: %w", err)
+		return nil, &DatabaseError{Err: err}
 	}
 	s.applyUserRemovals(context.Background())
 	go s.cleanupLoop()
@@ -429,3 +430,12 @@ func (s *Server) cleanupLoop() {
 		}
 	}
 }
+
+// DatabaseError is the error New returns when the database of
+// Config.Database cannot be opened, migrated or joined as a replica. Its
+// message names the database with any password redacted.
+type DatabaseError struct{ Err error }
+
+func (e *DatabaseError) Error() string { return "mcpauth: database: " + e.Err.Error() }
+
+func (e *DatabaseError) Unwrap() error { return e.Err }

@@ -104,8 +104,8 @@ func (fs *flagSet) bindEnv(names ...string) {
 
 // parse parses args, then the environment variables of the flags args did
 // not set. Flags may follow positional arguments ("user add alice
-// --password-stdin"); exactly npos positional arguments are required, and
-// fs.Args() returns them.
+// --password-stdin"); exactly npos positional arguments are required (any
+// number with npos < 0), and fs.Args() returns them.
 func (fs *flagSet) parse(args []string, npos int, getenv func(string) string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		if _, ok := f.Value.(recorded); !ok {
@@ -138,7 +138,7 @@ func (fs *flagSet) parse(args []string, npos int, getenv func(string) string) er
 			return &UsageError{&valueError{flag: name, env: key, value: v, err: unwrapRecorded(err)}}
 		}
 	}
-	if len(pos) != npos {
+	if npos >= 0 && len(pos) != npos {
 		switch npos {
 		case 0:
 			return usageErrorf("%s takes no arguments, got %q", fs.Name(), pos)
@@ -271,6 +271,28 @@ func formatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// intFlag is a whole number within [min, max].
+type intFlag struct {
+	n        *int
+	min, max int
+}
+
+func (f intFlag) String() string {
+	if f.n == nil {
+		return ""
+	}
+	return strconv.Itoa(*f.n)
+}
+
+func (f intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < f.min || n > f.max {
+		return fmt.Errorf("want a whole number from %d to %d", f.min, f.max)
+	}
+	*f.n = n
+	return nil
 }
 
 // choiceFlag is one of a few words.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -365,6 +366,12 @@ func TestServeRefuses(t *testing.T) {
 		{"bad origin", []string{"--allowed-origins", "localhost:6274"}, nil, []string{"--allowed-origins", "MCP_ALLOWED_ORIGINS"}},
 		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format", "MCP_LOG_FORMAT", "text or json"}},
 		{"bad addr", []string{"--addr", "8080"}, nil, []string{"--addr", "MCP_ADDR", "host:port"}},
+		{"no connections", []string{"--max-connections", "0"}, nil, []string{"--max-connections", "MCP_MAX_CONNECTIONS", "from 1 to 1000000"}},
+		{"connections not a number", nil, map[string]string{"MCP_MAX_CONNECTIONS": "lots"}, []string{"MCP_MAX_CONNECTIONS", "--max-connections", "whole number"}},
+		{"unused clients kept a minute", []string{"--unused-client-ttl", "1m"}, nil, []string{"--unused-client-ttl", "MCP_UNUSED_CLIENT_TTL", "from 10m to 8784h"}},
+		{"unused clients negative", nil, map[string]string{"MCP_UNUSED_CLIENT_TTL": "-1h"}, []string{"MCP_UNUSED_CLIENT_TTL", "--unused-client-ttl"}},
+		{"database in a missing directory", []string{"--db", filepath.Join(t.TempDir(), "gone", "auth.db")}, nil, []string{"--db", "MCP_DB", "no such file"}},
+		{"database server unreachable", []string{"--db", "postgres://mcp:s3cret-pw@127.0.0.1:1/mcp?connect_timeout=5"}, nil, []string{"--db", "MCP_DB", "mcp:xxxxx@127.0.0.1:1"}},
 		{"unknown flag", []string{"--acces-ttl", "1h"}, nil, []string{"unknown flag --acces-ttl"}},
 		{"positional argument", []string{"now"}, nil, []string{"takes no arguments"}},
 	}
@@ -385,11 +392,29 @@ func TestServeRefuses(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "s3cret-pw") {
+				t.Errorf("error %q shows the database password", err)
+			}
 			if logs.Len() != 0 {
 				t.Errorf("logged before failing: %q", logs.String())
 			}
 		})
 	}
+}
+
+// TestMaxConnections checks that --max-connections reaches the listener:
+// with one connection open, the next is answered 503.
+func TestMaxConnections(t *testing.T) {
+	srv, _ := startServer(t, testOptions(), "--max-connections", "1")
+	held, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if status, _, _ := get(t, srv.URL+"/healthz", ""); status != http.StatusServiceUnavailable {
+		t.Errorf("second connection: GET /healthz = %d, want 503", status)
+	}
+	held.Close()
 }
 
 // TestServeAddrInUse checks the message when the port is taken.

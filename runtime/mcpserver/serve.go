@@ -28,6 +28,17 @@ const (
 	maxAccessTTL  = 24 * time.Hour
 	minRefreshTTL = time.Hour
 	maxRefreshTTL = 366 * 24 * time.Hour
+	// A registered client becomes used when a code is issued to it, which
+	// may take a sign-in of several minutes: a shorter limit would delete
+	// clients while their user signs in.
+	minUnusedClientTTL = 10 * time.Minute
+	maxUnusedClientTTL = 366 * 24 * time.Hour
+)
+
+// Limits of --max-connections.
+const (
+	minMaxConnections = 1
+	maxMaxConnections = 1_000_000
 )
 
 // serveConfig holds the values of serve's flags.
@@ -37,6 +48,8 @@ type serveConfig struct {
 	origins, proxies         []string
 	logFormat                string
 	metricsAddr              string
+	maxConnections           int
+	unusedClientTTL          time.Duration
 }
 
 // serveFlags defines serve's flags, each with its environment variable,
@@ -49,12 +62,16 @@ func serveFlags(opts Options, c *serveConfig) *flagSet {
 		accessTTL:  time.Hour,
 		refreshTTL: 720 * time.Hour,
 		logFormat:  "text",
+
+		maxConnections:  1024,
+		unusedClientTTL: 24 * time.Hour,
 	}
 	flags := newFlagSet("serve")
 	flags.Var(hostPortFlag{s: &c.addr}, "addr", "listen `ADDRESS`, host:port")
 	flags.StringVar(&c.baseURL, "base-url", "", "public `URL` of the server, the OAuth issuer: MCP is at this URL + /mcp.\n"+
 		"Required unless --addr is a loopback address (then http://<addr>), e.g. https://mcp.example.com")
-	flags.StringVar(&c.db, "db", c.db, "SQLite database `FILE`, created if absent")
+	flags.StringVar(&c.db, "db", c.db, "the `DATABASE` of clients, grants and tokens: a SQLite file, created if absent,\n"+
+		"or a postgres:// URL, which several replicas of the server may share")
 	flags.StringVar(&c.users, "users", c.users, "users `FILE`, see \"user add\"")
 	flags.Var(durationFlag{&c.accessTTL, minAccessTTL, maxAccessTTL}, "access-ttl", "access token `LIFETIME`")
 	flags.Var(durationFlag{&c.refreshTTL, minRefreshTTL, maxRefreshTTL}, "refresh-ttl", "refresh token `LIFETIME`; refresh tokens rotate on every use")
@@ -66,6 +83,12 @@ func serveFlags(opts Options, c *serveConfig) *flagSet {
 	flags.Var(hostPortFlag{s: &c.metricsAddr, defaultHost: "127.0.0.1", optional: true}, "metrics-addr",
 		"serve Prometheus metrics at http://`ADDRESS`/metrics, on a listener of their own;\n"+
 			"off unless set, and a bare port (9090 or :9090) listens on 127.0.0.1 only")
+	flags.Var(intFlag{&c.maxConnections, minMaxConnections, maxMaxConnections}, "max-connections",
+		"most client `CONNECTIONS` open at once; past it new ones are answered 503.\n"+
+			"One client address may hold a sixteenth of them (at least 8); --trusted-proxies are exempt")
+	flags.Var(durationFlag{&c.unusedClientTTL, minUnusedClientTTL, maxUnusedClientTTL}, "unused-client-ttl",
+		"how long a registered app that never completed a sign-in is kept (`DURATION`):\n"+
+			"anyone may register apps, and this is how the unused ones go away")
 	if opts.Flags != nil {
 		opts.Flags(flags.FlagSet)
 	}
@@ -80,6 +103,9 @@ type Running struct {
 	// URL is the base URL of the server: the OAuth issuer, with MCP at
 	// URL + "/mcp".
 	URL string
+	// Addr is the address the server listens on, host:port. Behind a
+	// proxy (--base-url set) it differs from URL's.
+	Addr string
 	// MetricsURL is where the Prometheus metrics are served, "" without
 	// --metrics-addr.
 	MetricsURL string
@@ -160,11 +186,14 @@ func Start(ctx context.Context, opts Options, args []string, env Env) (*Running,
 	srv, err := mcpauth.New(cfg, opts.newMCPServer(log, cfg.Metrics))
 	if err != nil {
 		closeListeners()
+		if dbErr, ok := errors.AsType[*mcpauth.DatabaseError](err); ok {
+			return nil, fmt.Errorf("--db (env MCP_DB): %w", dbErr.Err)
+		}
 		return nil, err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Running{URL: cfg.BaseURL, cancel: cancel, done: make(chan struct{})}
+	r := &Running{URL: cfg.BaseURL, Addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
 	attrs := []any{"url", cfg.BaseURL + "/mcp", "addr", ln.Addr().String()}
 	var metricsSrv *http.Server
 	if metricsLn != nil {
@@ -218,6 +247,9 @@ func (c *serveConfig) authConfig(opts Options, log *slog.Logger) (mcpauth.Config
 		Logger:       log,
 		Routes:       opts.Routes,
 		Middleware:   opts.Middleware,
+
+		MaxConnections:  c.maxConnections,
+		UnusedClientTTL: c.unusedClientTTL,
 	}
 	if c.refreshTTL < c.accessTTL {
 		return cfg, usageErrorf("--refresh-ttl %s (env MCP_REFRESH_TTL) is shorter than --access-ttl %s (env MCP_ACCESS_TTL): a refresh token must outlive the access tokens it renews",
