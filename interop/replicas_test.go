@@ -25,31 +25,6 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", to make bad databases
 )
 
-// missing lists what the replica tests need from features still being
-// built (issue 8: replicas on PostgreSQL); a subtest that needs one skips,
-// naming it. Each entry goes when its feature lands, so that nothing skips
-// for a reason that is no longer true.
-var missing = map[string]string{
-	"db copy": "needs the \"db copy\" command (runtime/mcpserver), which has not landed",
-	"grants":  "needs the \"grants revoke\" command (runtime/mcpserver), which has not landed",
-	"db flag in errors": "needs serve's database errors to name --db or MCP_DB: runtime/mcpserver (gen) passes " +
-		"mcpauth.New's error on as it is (\"server: mcpauth: authstore: open database …: schema version 1000 is newer …\")",
-}
-
-// needs skips t if a feature it needs has not landed.
-func needs(t *testing.T, features ...string) {
-	t.Helper()
-	var why []string
-	for _, f := range features {
-		if reason, ok := missing[f]; ok {
-			why = append(why, reason)
-		}
-	}
-	if len(why) > 0 {
-		t.Skip("not yet testable: " + strings.Join(why, "; "))
-	}
-}
-
 // More users, each for one subtest, so that what one subtest does to its
 // user (locking it out, removing it) leaves the others alone.
 const (
@@ -67,7 +42,6 @@ func TestReplicas(t *testing.T) {
 		t.Skip("interop tests drive real clients against generated servers; enable with MCP_INTEROP=1 (scripts/test does)")
 	}
 	admin := postgresURL(t)
-	needs(t, "postgres")
 
 	t.Run("clients", func(t *testing.T) {
 		d := newDeployment(t, "clients", 3, newDatabase(t, admin, "clients"))
@@ -77,13 +51,11 @@ func TestReplicas(t *testing.T) {
 		d.start(t)
 		t.Run("sign-in across replicas", func(t *testing.T) { testSignInAcross(t, d) })
 		t.Run("mcp-go", func(t *testing.T) {
-			needs(t, "shared")
 			m := d.Proxy.mark()
 			testMCPGo(t, d.Srv)
 			checkSpread(t, d, d.Proxy.hitsSince(m))
 		})
 		t.Run("ts-sdk", func(t *testing.T) {
-			needs(t, "shared")
 			m := d.Proxy.mark()
 			testTSSDK(t, d.Srv)
 			checkSpread(t, d, d.Proxy.hitsSince(m))
@@ -99,39 +71,9 @@ func TestReplicas(t *testing.T) {
 		testKill(t, d)
 	})
 	t.Run("db copy from SQLite", func(t *testing.T) {
-		needs(t, "db copy")
 		testDBCopy(t, admin)
 	})
 	t.Run("database lost while serving", func(t *testing.T) { testDatabaseLost(t, admin) })
-}
-
-// signInOn signs in with every request of the sign-in sent to replica r,
-// for subtests about something else than sign-in spreading.
-func (d *deployment) signInOn(t *testing.T, ctx context.Context, c *mcpauthtest.Client, r *replica, user, password string) *mcpauthtest.Token {
-	t.Helper()
-	rc := on(c, r)
-	res, err := rc.Authorize(ctx, mcpauthtest.AuthorizeOptions{Username: user, Password: password, State: "pinned"})
-	if err != nil {
-		t.Fatalf("sign in as %s on replica %d: %v", user, r.Index, err)
-	}
-	if res.Error != "" {
-		t.Fatalf("sign in as %s on replica %d: error %s: %s", user, r.Index, res.Error, res.ErrorDescription)
-	}
-	tok, err := rc.Exchange(ctx, res.Code, res.Verifier)
-	if err != nil {
-		t.Fatalf("sign in as %s on replica %d: redeem the code: %v", user, r.Index, err)
-	}
-	return tok
-}
-
-// signIn runs the sign-in through the proxy (each request on the next
-// replica) when sign-ins are shared, and on one replica until they are.
-func (d *deployment) signInAnywhere(t *testing.T, ctx context.Context, c *mcpauthtest.Client, i int, user, password string) *mcpauthtest.Token {
-	t.Helper()
-	if _, ok := missing["shared"]; ok {
-		return d.signInOn(t, ctx, c, d.Replicas[i%len(d.Replicas)], user, password)
-	}
-	return d.signIn(t, ctx, c, user, password)
 }
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -144,7 +86,6 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // posted to a second and the code redeemed at a third; the tokens work on
 // every replica.
 func testSignInAcross(t *testing.T, d *deployment) {
-	needs(t, "shared")
 	ctx := testCtx(t, time.Minute)
 	c := d.client(t, ctx, "interop sign-in across replicas")
 	m := d.Proxy.mark()
@@ -221,7 +162,7 @@ func checkSpread(t *testing.T, d *deployment, hits []hit) {
 func testRefreshChain(t *testing.T, d *deployment) {
 	ctx := testCtx(t, 2*time.Minute)
 	c := d.client(t, ctx, "interop refresh chain")
-	tok := d.signInAnywhere(t, ctx, c, 0, testUser, testPassword)
+	tok := d.signIn(t, ctx, c, testUser, testPassword)
 	for i := range 6 {
 		r := d.Replicas[i%len(d.Replicas)]
 		next, err := on(c, r).Refresh(ctx, tok.RefreshToken)
@@ -248,7 +189,7 @@ func testRefreshChain(t *testing.T, d *deployment) {
 func testConcurrentRefresh(t *testing.T, d *deployment) {
 	ctx := testCtx(t, 2*time.Minute)
 	c := d.client(t, ctx, "interop concurrent refresh")
-	first := d.signInAnywhere(t, ctx, c, 1, testUser, testPassword)
+	first := d.signIn(t, ctx, c, testUser, testPassword)
 
 	const parallel = 20
 	var (
@@ -357,7 +298,7 @@ func testRevocation(t *testing.T, d *deployment) {
 
 	t.Run("access token revoked", func(t *testing.T) {
 		c := d.client(t, ctx, "interop revoke access token")
-		tok := d.signInAnywhere(t, ctx, c, 0, testUser, testPassword)
+		tok := d.signIn(t, ctx, c, testUser, testPassword)
 		warm(t, "access token", tok.AccessToken)
 		if err := on(c, d.Replicas[0]).Revoke(ctx, tok.AccessToken, "access_token"); err != nil {
 			t.Fatalf("revoke on replica 0: %v", err)
@@ -367,7 +308,7 @@ func testRevocation(t *testing.T, d *deployment) {
 
 	t.Run("refresh token revoked", func(t *testing.T) {
 		c := d.client(t, ctx, "interop revoke refresh token")
-		tok := d.signInAnywhere(t, ctx, c, 1, testUser, testPassword)
+		tok := d.signIn(t, ctx, c, testUser, testPassword)
 		warm(t, "refresh token", tok.AccessToken)
 		if err := on(c, d.Replicas[1]).Revoke(ctx, tok.RefreshToken, "refresh_token"); err != nil {
 			t.Fatalf("revoke on replica 1: %v", err)
@@ -399,7 +340,7 @@ func testRevocation(t *testing.T, d *deployment) {
 
 	t.Run("user removed", func(t *testing.T) {
 		c := d.client(t, ctx, "interop user removed")
-		tok := d.signInAnywhere(t, ctx, c, 2, bobUser, bobPassword)
+		tok := d.signIn(t, ctx, c, bobUser, bobPassword)
 		warm(t, "user removed", tok.AccessToken)
 		run(t, "user remove "+bobUser, filepath.Dir(d.Users), nil, nil,
 			d.Project.Bin, "user", "remove", bobUser, "--users", d.Users)
@@ -408,16 +349,15 @@ func testRevocation(t *testing.T, d *deployment) {
 
 	t.Run("password changed", func(t *testing.T) {
 		c := d.client(t, ctx, "interop password changed")
-		tok := d.signInAnywhere(t, ctx, c, 0, carolUser, carolPassword)
+		tok := d.signIn(t, ctx, c, carolUser, carolPassword)
 		warm(t, "password changed", tok.AccessToken)
 		addUser(t, d.Project, d.Users, carolUser, "changed-"+carolPassword)
 		refused(t, "password changed in the users file", tok.AccessToken)
 	})
 
 	t.Run("grants revoke", func(t *testing.T) {
-		needs(t, "grants")
 		c := d.client(t, ctx, "interop grants revoke")
-		tok := d.signInAnywhere(t, ctx, c, 1, daveUser, davePassword)
+		tok := d.signIn(t, ctx, c, daveUser, davePassword)
 		warm(t, "grants revoke", tok.AccessToken)
 		run(t, "grants revoke --user "+daveUser, filepath.Dir(d.Users), nil, nil,
 			d.Project.Bin, "grants", "revoke", "--user", daveUser, "--db", d.DB)
@@ -430,7 +370,6 @@ func testRevocation(t *testing.T, d *deployment) {
 // Each measurement uses its own user and client address (X-Forwarded-For,
 // which the replicas believe from the trusted proxy).
 func testLockout(t *testing.T, d *deployment) {
-	needs(t, "shared")
 	ctx := testCtx(t, 3*time.Minute)
 	c := d.client(t, ctx, "interop lockout")
 
@@ -539,31 +478,25 @@ func testKill(t *testing.T, d *deployment) {
 	grants := make([]*grant, clients)
 	for i := range grants {
 		c := d.client(t, ctx, fmt.Sprintf("interop kill %d", i))
-		grants[i] = &grant{c: c, tok: d.signInAnywhere(t, ctx, c, i, testUser, testPassword)}
+		grants[i] = &grant{c: c, tok: d.signIn(t, ctx, c, testUser, testPassword)}
 	}
 
 	// A session-based (2025-11-25) MCP client, whose session starts on
 	// some replica and must carry on on the others.
-	var session *client.Client
-	if _, ok := missing["shared"]; !ok {
-		var err error
-		session, err = client.NewStreamableHttpClient(d.Srv.MCPURL,
-			transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + grants[0].tok.AccessToken}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := session.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer session.Close()
-		var init mcp.InitializeRequest
-		init.Params.ProtocolVersion = "2025-11-25"
-		init.Params.ClientInfo = mcp.Implementation{Name: "interop-kill-session", Version: "0.1.0"}
-		if _, err := session.Initialize(ctx, init); err != nil {
-			t.Fatalf("2025-11-25 session: initialize: %v", err)
-		}
-	} else {
-		t.Log("the 2025-11-25 session client is left out: " + missing["shared"])
+	session, err := client.NewStreamableHttpClient(d.Srv.MCPURL,
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + grants[0].tok.AccessToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := session.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	var init mcp.InitializeRequest
+	init.Params.ProtocolVersion = "2025-11-25"
+	init.Params.ClientInfo = mcp.Implementation{Name: "interop-kill-session", Version: "0.1.0"}
+	if _, err := session.Initialize(ctx, init); err != nil {
+		t.Fatalf("2025-11-25 session: initialize: %v", err)
 	}
 
 	var (
@@ -647,11 +580,9 @@ func testKill(t *testing.T, d *deployment) {
 	m := d.Proxy.mark()
 	t.Logf("killed replica %d with SIGKILL after %d client operations", victim, ops.Load())
 	close(killed)
-	if session != nil {
-		for i := range 6 {
-			if _, err := session.ListTools(ctx, mcp.ListToolsRequest{}); err != nil {
-				t.Errorf("2025-11-25 session after the kill, request %d: %v", i+1, err)
-			}
+	for i := range 6 {
+		if _, err := session.ListTools(ctx, mcp.ListToolsRequest{}); err != nil {
+			t.Errorf("2025-11-25 session after the kill, request %d: %v", i+1, err)
 		}
 	}
 	<-allDone
@@ -763,32 +694,26 @@ func TestBadDatabase(t *testing.T) {
 	p := buildProject(t)
 	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	// postgres returns MCP_TEST_POSTGRES for the PostgreSQL cases.
-	postgres := func(t *testing.T) string {
-		t.Helper()
-		admin := postgresURL(t)
-		needs(t, "postgres")
-		return admin
-	}
+	postgres := postgresURL
 	cases := []struct {
-		name  string
-		needs []string
-		db    func(t *testing.T) string
+		name string
+		db   func(t *testing.T) string
 	}{
-		{"SQLite file in a missing directory", nil, func(t *testing.T) string {
+		{"SQLite file in a missing directory", func(t *testing.T) string {
 			return filepath.Join(t.TempDir(), "no-such-dir", "auth.db")
 		}},
-		{"SQLite at a newer schema version", nil, func(t *testing.T) string {
+		{"SQLite at a newer schema version", func(t *testing.T) string {
 			path := filepath.Join(t.TempDir(), "auth.db")
 			setSQLiteVersion(t, path, 1000)
 			return path
 		}},
-		{"PostgreSQL unreachable", nil, func(t *testing.T) string {
+		{"PostgreSQL unreachable", func(t *testing.T) string {
 			return withHost(withPassword(postgres(t), "secret-unreachable-pw"), closed)
 		}},
-		{"PostgreSQL wrong password", nil, func(t *testing.T) string {
+		{"PostgreSQL wrong password", func(t *testing.T) string {
 			return withPassword(newDatabase(t, postgres(t), "wrongpw"), "secret-wrong-pw-7f3a")
 		}},
-		{"PostgreSQL at a newer schema version", nil, func(t *testing.T) string {
+		{"PostgreSQL at a newer schema version", func(t *testing.T) string {
 			db := newDatabase(t, postgres(t), "newer")
 			// Where runtime/authstore records how many migrations have run.
 			execSQL(t, db, "CREATE TABLE schema_version (version integer NOT NULL)")
@@ -798,7 +723,6 @@ func TestBadDatabase(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			needs(t, tc.needs...)
 			db := tc.db(t)
 			users := filepath.Join(t.TempDir(), "users.txt")
 			addUser(t, p, users, testUser, testPassword)
@@ -814,7 +738,6 @@ func TestBadDatabase(t *testing.T) {
 			}
 			checkNoPassword(t, "serve with a bad database ("+tc.name+")", out, db)
 			t.Logf("serve with a bad database (%s) exited non-zero:\n%s", tc.name, strings.TrimSpace(out))
-			needs(t, "db flag in errors") // the rest is checked; this part waits
 			if !flagNamed.MatchString(out) {
 				t.Errorf("serve with a bad database (%s): the message does not name --db or MCP_DB:\n%s", tc.name, out)
 			}
