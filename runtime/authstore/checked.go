@@ -133,10 +133,10 @@ func (c *checked) DeleteUserGrants(ctx context.Context, user string) (int, error
 	return n, c.end("delete_user_grants", t, err)
 }
 
-func (c *checked) DeleteGrantsExcept(ctx context.Context, users map[string]string) (int, error) {
+func (c *checked) DeleteStampGrants(ctx context.Context, user, stamp string) (int, error) {
 	t := c.begin()
-	n, err := c.e.DeleteGrantsExcept(ctx, users)
-	return n, c.end("delete_grants_except", t, err)
+	n, err := c.e.DeleteStampGrants(ctx, user, stamp)
+	return n, c.end("delete_stamp_grants", t, err)
 }
 
 func (c *checked) CreateSignIn(ctx context.Context, si *SignIn) error {

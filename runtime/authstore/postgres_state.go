@@ -126,44 +126,14 @@ func pgDeleteUser(ctx context.Context, tx pgx.Tx, user string, stamp *string) (i
 	return int(grants), nil
 }
 
-func (s *pgStore) DeleteGrantsExcept(ctx context.Context, users map[string]string) (int, error) {
-	var total int
+func (s *pgStore) DeleteStampGrants(ctx context.Context, user, stamp string) (int, error) {
+	var n int
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		total = 0
-		rows, err := tx.Query(ctx, `SELECT username, stamp, true FROM grants
-			UNION SELECT username, stamp, true FROM codes
-			UNION SELECT username, stamp, true FROM web_sessions
-			UNION SELECT username, '', false FROM sessions`)
-		if err != nil {
-			return fmt.Errorf("list users: %w", err)
-		}
-		pairs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (userStamp, error) {
-			var p userStamp
-			err := r.Scan(&p.user, &p.stamp, &p.hasStamp)
-			return p, err
-		})
-		if err != nil {
-			return fmt.Errorf("list users: %w", err)
-		}
-		for _, p := range pairs {
-			stamp, ok := users[p.user]
-			var n int
-			switch {
-			case !ok:
-				n, err = pgDeleteUser(ctx, tx, p.user, nil)
-			case p.hasStamp && stamp != p.stamp:
-				n, err = pgDeleteUser(ctx, tx, p.user, &p.stamp)
-			default:
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			total += n
-		}
-		return nil
+		var err error
+		n, err = pgDeleteUser(ctx, tx, user, &stamp)
+		return err
 	})
-	return total, err
+	return n, err
 }
 
 func (s *pgStore) CreateSignIn(ctx context.Context, si *SignIn) error {

@@ -153,62 +153,14 @@ func deleteUser(ctx context.Context, tx *sql.Tx, user string, stamp *string) (in
 	return int(grants), nil
 }
 
-func (s *sqliteStore) DeleteGrantsExcept(ctx context.Context, users map[string]string) (int, error) {
-	var total int
+func (s *sqliteStore) DeleteStampGrants(ctx context.Context, user, stamp string) (int, error) {
+	var n int
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		total = 0
-		pairs, err := userStamps(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, p := range pairs {
-			stamp, ok := users[p.user]
-			var n int
-			switch {
-			case !ok:
-				n, err = deleteUser(ctx, tx, p.user, nil)
-			case p.hasStamp && stamp != p.stamp:
-				n, err = deleteUser(ctx, tx, p.user, &p.stamp)
-			default:
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			total += n
-		}
-		return nil
+		var err error
+		n, err = deleteUser(ctx, tx, user, &stamp)
+		return err
 	})
-	return total, err
-}
-
-// userStamp is a (user, stamp) pair found in the database; sessions have
-// users without stamps.
-type userStamp struct {
-	user, stamp string
-	hasStamp    bool
-}
-
-// userStamps lists the distinct (user, stamp) pairs of grants, codes and
-// web sessions, and the users of MCP sessions.
-func userStamps(ctx context.Context, tx *sql.Tx) ([]userStamp, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT username, stamp, 1 FROM grants
-		UNION SELECT username, stamp, 1 FROM codes
-		UNION SELECT username, stamp, 1 FROM web_sessions
-		UNION SELECT username, '', 0 FROM sessions`)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	var out []userStamp
-	for rows.Next() {
-		var p userStamp
-		if err := rows.Scan(&p.user, &p.stamp, &p.hasStamp); err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return n, err
 }
 
 func (s *sqliteStore) CreateSignIn(ctx context.Context, si *SignIn) error {

@@ -78,12 +78,12 @@ type GrantStore interface {
 	// DeleteUserGrants deletes, for good, every grant, code and session of
 	// the user (the user was removed).
 	DeleteUserGrants(ctx context.Context, user string) (int, error)
-	// DeleteGrantsExcept deletes, for good, every grant and code whose
-	// user is not in users or whose stamp is not users[user] (removed
-	// users, changed passwords), and the sessions of removed users. The
-	// server calls it with the users file's users at every reload; it is
+	// DeleteStampGrants deletes, for good, the user's grants, codes and web
+	// sessions that bear stamp: those made before the user was removed from
+	// the users file or their password changed. A server calls it for each
+	// user it saw go or change between two versions of the file; it is
 	// idempotent, so every replica may call it.
-	DeleteGrantsExcept(ctx context.Context, users map[string]string) (int, error)
+	DeleteStampGrants(ctx context.Context, user, stamp string) (int, error)
 }
 
 // GrantFilter selects grants: by ID, or by user, client or both. Empty

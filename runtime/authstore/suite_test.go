@@ -1051,10 +1051,12 @@ func TestDeleteGrants(t *testing.T) {
 		s.CreateSession(ctx, hashOf("alice-session"), "alice", now)
 		s.CreateSession(ctx, hashOf("carol-session"), "carol", now)
 
-		// alice removed; bob's password changed (b0 grants go, b1 stay).
-		n, err := s.DeleteGrantsExcept(ctx, map[string]string{"bob": "b1", "carol": "c1"})
-		if n != 2 || err != nil {
-			t.Fatalf("DeleteGrantsExcept = %d, %v; want 2", n, err)
+		// alice removed (her stamp a1 goes); bob's password changed from
+		// b0 (b0 grants go, b1 stay).
+		for _, del := range [][2]string{{"alice", "a1"}, {"bob", "b0"}} {
+			if n, err := s.DeleteStampGrants(ctx, del[0], del[1]); n != 1 || err != nil {
+				t.Fatalf("DeleteStampGrants(%s, %s) = %d, %v; want 1", del[0], del[1], n, err)
+			}
 		}
 		for _, tc := range []struct {
 			name string
@@ -1067,14 +1069,11 @@ func TestDeleteGrants(t *testing.T) {
 				t.Errorf("%s: access %v, refresh %v; want live=%v (deleted, not merely revoked)", tc.name, errA, errR, tc.live)
 			}
 		}
-		if _, err := s.Session(ctx, hashOf("alice-session"), now); !errors.Is(err, ErrNotFound) {
-			t.Errorf("removed user's session: %v", err)
-		}
 		if _, err := s.Session(ctx, hashOf("carol-session"), now); err != nil {
 			t.Errorf("kept user's session: %v", err)
 		}
-		if n, err := s.DeleteGrantsExcept(ctx, map[string]string{"bob": "b1", "carol": "c1"}); n != 0 || err != nil {
-			t.Fatalf("second DeleteGrantsExcept = %d, %v; want 0 (idempotent)", n, err)
+		if n, err := s.DeleteStampGrants(ctx, "alice", "a1"); n != 0 || err != nil {
+			t.Fatalf("second DeleteStampGrants = %d, %v; want 0 (idempotent)", n, err)
 		}
 		if n, err := s.DeleteUserGrants(ctx, "carol"); n != 1 || err != nil {
 			t.Fatalf("DeleteUserGrants = %d, %v", n, err)
@@ -1149,9 +1148,9 @@ func TestRevocationEpoch(t *testing.T) {
 				seed()
 				s.DeleteUserGrants(ctx, "alice")
 			}, true},
-			{"delete removed users' grants", func() {
+			{"delete a stamp's grants", func() {
 				seed()
-				s.DeleteGrantsExcept(ctx, map[string]string{})
+				s.DeleteStampGrants(ctx, "alice", "s")
 			}, true},
 			{"end a session", func() {
 				s.CreateSession(ctx, hashOf(fmt.Sprint("sess", step)), "alice", now)

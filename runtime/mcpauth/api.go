@@ -254,13 +254,13 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
-	// Join the replicas (the caches start with a lease), and apply the
-	// removals from the users file made while the server was down.
+	// Join the replicas (the caches start with a lease), and watch the
+	// users file for removals from now on.
 	if err := s.startReplica(context.Background()); err != nil {
 		st.Close()
 		return nil, &DatabaseError{Err: err}
 	}
-	s.applyUserRemovals(context.Background())
+	s.watchUsers()
 	go s.cleanupLoop()
 	go s.usersLoop()
 	return s, nil

@@ -31,16 +31,23 @@ import (
 )
 
 // usersCheckInterval is how often a replica looks for a new version of the
-// users file whose removals it has not applied.
+// users file whose removals it has not applied. A version is acted on only
+// once it has stayed the same for a whole interval, so that a file caught
+// half-written by an editor deletes nothing.
 const usersCheckInterval = time.Second
 
 // coherence is this process's part in the protocol: the store's replica,
-// and the users-file version whose removals were applied.
+// and the users file as this replica last acted on it.
 type coherence struct {
 	rep *authstore.Replica // nil until New starts it (tests of parts)
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// users and usersSeen are the users (name to stamp) and the version
+	// of the file whose changes were applied; pending is the version seen
+	// at the previous check, not yet applied.
+	users     map[string]string
 	usersSeen uint64
+	pending   uint64
 }
 
 // fresh reports whether the caches may be used now: the replica holds its
@@ -137,30 +144,65 @@ func (s *Server) usersLoop() {
 	}
 }
 
-// applyUserRemovals deletes, for good, the grants (and codes and sessions)
-// of users no longer in the users file, or whose password changed, once
-// per version of the file. A user restored later must sign in again.
+// watchUsers records the users file as it is when the server starts: the
+// changes this replica will act on are those made from now on. Grants of
+// users removed while no server ran are refused all the same (their stamp
+// no longer matches), and the user commands delete them in the database.
+func (s *Server) watchUsers() {
+	users, version := s.users.Stamps()
+	s.coh.mu.Lock()
+	defer s.coh.mu.Unlock()
+	s.coh.users, s.coh.usersSeen, s.coh.pending = users, version, version
+}
+
+// applyUserRemovals deletes, for good, the grants (and codes and web
+// sessions) of the users who left the users file or whose password changed
+// between the version this replica last acted on and the current one, once
+// the current one has stayed the same for a check. A user restored later
+// must sign in again.
+//
+// It never acts on a file without users: an emptied file (an editor's
+// truncate-then-write, a mount being replaced) refuses every token while it
+// lasts, but deletes nothing, so restoring it brings the grants back. Nor
+// does it compare with users other replicas may have: each acts only on
+// the changes it read itself, so a replica given a stale file deletes
+// nothing of the users the newer file added.
 func (s *Server) applyUserRemovals(ctx context.Context) {
 	users, version := s.users.Stamps()
 	s.coh.mu.Lock()
-	done := version == s.coh.usersSeen
+	prev, seen, pending := s.coh.users, s.coh.usersSeen, s.coh.pending
+	s.coh.pending = version
 	s.coh.mu.Unlock()
-	if done {
+	if version == seen || version != pending {
+		return // nothing new, or new and not yet settled
+	}
+	if len(users) == 0 {
+		s.log.Warn("mcpauth: the users file has no users: every token is refused, but no grant is deleted until a version with users removes them")
+		s.coh.mu.Lock()
+		s.coh.usersSeen = version
+		s.coh.mu.Unlock()
 		return
 	}
-	n, err := s.store.DeleteGrantsExcept(ctx, users)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("mcpauth: deleting the grants of removed users failed; will retry", "error", err)
+	var total int
+	for name, stamp := range prev {
+		if users[name] == stamp {
+			continue
 		}
-		return
+		n, err := s.store.DeleteStampGrants(ctx, name, stamp)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("mcpauth: deleting the grants of removed users failed; will retry", "error", err)
+			}
+			return
+		}
+		total += n
 	}
 	s.coh.mu.Lock()
-	s.coh.usersSeen = version
+	s.coh.users, s.coh.usersSeen = users, version
 	s.coh.mu.Unlock()
-	if n > 0 {
+	if total > 0 {
 		s.log.Warn("mcpauth: deleted the grants of users removed from the users file (or whose password changed)",
-			"grants", n, "users", len(users))
+			"grants", total, "users", len(users))
 		// A revoking write like any other: once it returns, no replica
 		// has the grants' tokens cached, so restoring the user's line
 		// brings nothing back.

@@ -22,7 +22,9 @@ func SetStoreLimits(c *Config, l authstore.Limits) { c.storeLimits = l }
 var AuditEvents = auditEvents
 
 // SyncReplica applies removals from the users file now (coherence.go), as
-// the background loop does every second.
+// the background loop does after a version has stayed the same for two
+// of its checks.
 func SyncReplica(s *Server) {
+	s.applyUserRemovals(context.Background())
 	s.applyUserRemovals(context.Background())
 }

@@ -12,10 +12,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
@@ -293,5 +295,75 @@ func TestHostileRemovedUserStaysRemoved(t *testing.T) {
 	// The restored user signs in again like anyone.
 	if _, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"]}); err != nil {
 		t.Errorf("the restored user cannot sign in: %v", err)
+	}
+}
+
+// TestHostileUsersFileGlitch: a users file that is briefly emptied, or
+// caught half-written, refuses tokens while it lasts but deletes no grant,
+// so restoring it brings every user's apps back; a removal that stays is
+// applied as usual.
+func TestHostileUsersFileGlitch(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		keep  []string // the users left in the file while the glitch lasts
+		stays bool     // the glitch lasts for two checks of the file
+		bobOK bool     // bob's token works again once the file is restored
+	}{
+		{"emptied, then restored", nil, true, true},
+		{"half-written, then completed", []string{"alice"}, false, true},
+		{"bob removed, then restored", []string{"alice"}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 2)
+			full, err := os.ReadFile(c.users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var glitch strings.Builder
+			for line := range strings.Lines(string(full)) {
+				name, _, _ := strings.Cut(line, ":")
+				if strings.HasPrefix(line, "#") || slices.Contains(tc.keep, name) {
+					glitch.WriteString(line)
+				}
+			}
+			waitBearer := func(i int, tok string, want int) {
+				t.Helper()
+				deadline := time.Now().Add(10 * time.Second)
+				for c.bearer(i, tok) != want {
+					if time.Now().After(deadline) {
+						t.Fatalf("replica %d: the token is still not answered %d after 10s", i, want)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			cl := c.client()
+			tokens := map[string]string{}
+			for _, u := range []string{"alice", "bob"} {
+				res, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: u, Password: testUsers[u]})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, err := cl.Exchange(ctx(t), res.Code, res.Verifier)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tokens[u] = tok.AccessToken
+			}
+			writeFileNewer(t, c.users, glitch.String())
+			waitBearer(0, tokens["bob"], http.StatusUnauthorized)
+			if tc.stays {
+				mcpauth.SyncReplica(c.servers[0])
+			}
+			writeFileNewer(t, c.users, string(full))
+			mcpauth.SyncReplica(c.servers[0])
+			want := http.StatusUnauthorized
+			if tc.bobOK {
+				want = http.StatusOK
+			}
+			for i := range 2 {
+				waitBearer(i, tokens["alice"], http.StatusOK)
+				waitBearer(i, tokens["bob"], want)
+			}
+		})
 	}
 }
