@@ -95,7 +95,7 @@ func (s *Server) takeSignIn(ctx context.Context, id, cookie string, now time.Tim
 		s.log.ErrorContext(ctx, "authorize: take sign-in", "error", err)
 		return nil, unavailablePage(err)
 	}
-	c, err := s.lookupClient(ctx, si.ClientID)
+	c, err := s.lookupClient(ctx, si.ClientID, si.AddrKey)
 	if err != nil {
 		if pe, ok := err.(*pageError); ok {
 			return nil, pe
@@ -190,7 +190,7 @@ func (s *Server) parseAuthorize(r *http.Request) (*authRequest, *pageError) {
 	if clientID == "" {
 		return nil, badRequest("The request has no client_id.")
 	}
-	c, err := s.lookupClient(r.Context(), clientID)
+	c, err := s.lookupClient(r.Context(), clientID, s.clientKey(r))
 	if err != nil {
 		if pe, ok := err.(*pageError); ok {
 			return nil, pe

@@ -17,9 +17,11 @@ package mcpauth
 //   - contacts only the default https port (443): a client_id cannot aim
 //     the server at another service on a public host;
 //   - follows no redirects, reads at most 5 KB, and gives up after 5 s;
-//   - runs at most 2 fetches per host at a time, and 32 in all, so a host
-//     that stalls delays only the sign-ins of its own clients; failures
-//     are remembered briefly;
+//   - runs at most 2 fetches per host at a time, 4 for one client address
+//     and 32 in all, so a host that stalls delays only the sign-ins of its
+//     own clients, and one address naming many stalling hosts cannot take
+//     the whole pool; a failing document is remembered briefly, a fetch
+//     refused for want of a slot is not;
 //   - never shows the browser what the remote server answered (its status
 //     or body): that would make this server a probe of other hosts.
 //
@@ -66,7 +68,13 @@ const (
 	maxMetadataCache    = 1000
 	maxMetadataFetching = 32 // in all
 	maxFetchingPerHost  = 2
+	maxFetchingPerAddr  = 4 // started by one client address (key), waiting or not
 )
+
+// errFetchBusy is a fetch not made because too many were under way: from
+// the same client address, or waiting for a slot. It is never cached, so
+// that a flood of fetches leaves nothing behind once it stops.
+var errFetchBusy = errors.New("too many client metadata documents are being fetched")
 
 // docError is a problem with the document itself, safe to show the user.
 type docError struct{ msg string }
@@ -86,6 +94,7 @@ type cimdFetcher struct {
 	mu    sync.Mutex
 	cache map[string]cimdEntry
 	hosts map[string]*hostSlots // hosts being fetched from
+	addrs map[string]int        // fetches under way per client address key
 }
 
 // hostSlots are the fetch slots of one host; users counts the fetches
@@ -108,6 +117,7 @@ func newCIMDFetcher(allowLoopback bool, now func() time.Time) *cimdFetcher {
 		sem:           make(chan struct{}, maxMetadataFetching),
 		cache:         make(map[string]cimdEntry),
 		hosts:         make(map[string]*hostSlots),
+		addrs:         make(map[string]int),
 	}
 	dialer := &net.Dialer{Timeout: metadataTimeout, Control: f.checkDial}
 	f.client = &http.Client{
@@ -221,19 +231,36 @@ func (f *cimdFetcher) validMetadataURL(id string) error {
 	return nil
 }
 
-// get returns the client described by the document at id.
-func (f *cimdFetcher) get(ctx context.Context, id string) (*authstore.Client, error) {
+// get returns the client described by the document at id, fetching it
+// for a request from the client address key addr if it is not cached. One
+// address may have maxFetchingPerAddr fetches under way, so that it cannot
+// take every slot of the pool (with documents on many slow hosts) and stop
+// the sign-ins of other users' apps.
+func (f *cimdFetcher) get(ctx context.Context, id, addr string) (*authstore.Client, error) {
 	now := f.now()
 	f.mu.Lock()
 	e, ok := f.cache[id]
-	f.mu.Unlock()
 	if ok && now.Before(e.expires) {
+		f.mu.Unlock()
 		return e.client, e.err
 	}
+	if f.addrs[addr] >= maxFetchingPerAddr {
+		f.mu.Unlock()
+		return nil, errFetchBusy
+	}
+	f.addrs[addr]++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if f.addrs[addr]--; f.addrs[addr] <= 0 {
+			delete(f.addrs, addr)
+		}
+		f.mu.Unlock()
+	}()
 	c, ttl, err := f.fetch(ctx, id)
 	if err != nil {
 		ttl = metadataFailureTTL
-		if errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, errFetchBusy) {
 			ttl = 0
 		}
 	}
@@ -278,14 +305,14 @@ func (f *cimdFetcher) acquire(ctx context.Context, host string) (func(), error) 
 	case h.sem <- struct{}{}:
 	case <-ctx.Done():
 		leave()
-		return nil, fmt.Errorf("fetch client metadata: waiting for %s: %w", host, ctx.Err())
+		return nil, fmt.Errorf("waiting for %s: %w (%w)", host, errFetchBusy, ctx.Err())
 	}
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
 		<-h.sem
 		leave()
-		return nil, fmt.Errorf("fetch client metadata: %w", ctx.Err())
+		return nil, fmt.Errorf("%w (%w)", errFetchBusy, ctx.Err())
 	}
 	return func() {
 		<-f.sem
@@ -407,9 +434,14 @@ func cacheTTL(h http.Header) time.Duration {
 // lookupClient returns the client with id, or nil if there is none. A
 // client_id that is a URL is resolved through its metadata document; a
 // document that cannot be used is a *pageError saying why.
-func (s *Server) lookupClient(ctx context.Context, id string) (*authstore.Client, error) {
+func (s *Server) lookupClient(ctx context.Context, id, addr string) (*authstore.Client, error) {
 	if s.cimd.isMetadataURL(id) {
-		c, err := s.cimd.get(ctx, id)
+		c, err := s.cimd.get(ctx, id, addr)
+		if errors.Is(err, errFetchBusy) {
+			s.log.WarnContext(ctx, "client metadata document not fetched: too many fetches under way", "client_id", id, "error", err)
+			return nil, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy",
+				Message: "The server is fetching too many application descriptions right now. Go back to your app and try again in a moment."}
+		}
 		if err != nil {
 			s.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "error", err)
 			msg := "it could not be fetched"

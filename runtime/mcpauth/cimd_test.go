@@ -1,12 +1,14 @@
 package mcpauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,12 +67,12 @@ func TestCIMDRefusesNonPublicAddress(t *testing.T) {
 		strings.Replace(ts.URL, "127.0.0.1", "localhost", 1) + "/client.json",
 		ts.URL + "/client.json",
 	} {
-		_, err := f.get(t.Context(), id)
+		_, err := f.get(t.Context(), id, "203.0.113.7")
 		if !errors.Is(err, errNotPublic) {
 			t.Errorf("get(%s) = %v, want errNotPublic", id, err)
 		}
 	}
-	if _, err := f.get(t.Context(), "http://127.0.0.1:1/client.json"); err == nil {
+	if _, err := f.get(t.Context(), "http://127.0.0.1:1/client.json", "203.0.113.7"); err == nil {
 		t.Error("plain http metadata URL accepted without the test option")
 	}
 	if n := hits.Load(); n != 0 {
@@ -145,7 +147,7 @@ func TestCIMDDocumentRules(t *testing.T) {
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			id := base + tc.path
-			c, err := f.get(t.Context(), id)
+			c, err := f.get(t.Context(), id, "203.0.113.7")
 			if tc.ok != (err == nil) {
 				t.Fatalf("get(%s) = %+v, %v; want ok=%v", tc.path, c, err, tc.ok)
 			}
@@ -185,7 +187,7 @@ func TestCIMDCache(t *testing.T) {
 				if i == 2 {
 					now = now.Add(tc.advance)
 				}
-				if _, err := f.get(t.Context(), base+tc.path); err != nil {
+				if _, err := f.get(t.Context(), base+tc.path, "203.0.113.7"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -215,5 +217,60 @@ func TestCacheTTL(t *testing.T) {
 		if got := cacheTTL(h); got != tc.want {
 			t.Errorf("cacheTTL(%q) = %v, want %v", tc.cc, got, tc.want)
 		}
+	}
+}
+
+// TestCIMDFetchesPerAddress: one client address that keeps fetches of
+// documents on a stalled host under way cannot start more, while another
+// address still gets its document; and a fetch refused as busy is not
+// cached, so the attacker's own later fetch works once the flood is over.
+func TestCIMDFetchesPerAddress(t *testing.T) {
+	release := make(chan struct{})
+	var stalled sync.WaitGroup
+	slowBase, _ := docServer(t, map[string]func(http.ResponseWriter, string){
+		"/slow.json": func(w http.ResponseWriter, url string) {
+			<-release
+			jsonDoc("", `{"client_id":%q,"redirect_uris":["https://a.example/cb"]}`)(w, url)
+		},
+	})
+	goodBase, _ := docServer(t, map[string]func(http.ResponseWriter, string){
+		"/good.json": jsonDoc("no-store", `{"client_id":%q,"redirect_uris":["https://a.example/cb"]}`),
+	})
+	f := newCIMDFetcher(true, time.Now)
+	const attacker, other = "198.51.100.1", "198.51.100.2"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for i := range maxFetchingPerAddr {
+		stalled.Go(func() { f.get(ctx, fmt.Sprintf("%s/slow.json?n=%d", slowBase, i), attacker) })
+	}
+	// Wait until the attacker's fetches are all under way.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		f.mu.Lock()
+		n := f.addrs[attacker]
+		f.mu.Unlock()
+		if n == maxFetchingPerAddr {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the attacker's fetches under way, want %d", n, maxFetchingPerAddr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := f.get(t.Context(), goodBase+"/good.json", attacker); !errors.Is(err, errFetchBusy) {
+		t.Errorf("one more fetch from the attacker's address: %v, want errFetchBusy", err)
+	}
+	if _, err := f.get(t.Context(), goodBase+"/good.json", other); err != nil {
+		t.Errorf("another address's fetch while the attacker's stall: %v", err)
+	}
+	close(release)
+	stalled.Wait()
+	if _, err := f.get(t.Context(), goodBase+"/good.json", attacker); err != nil {
+		t.Errorf("the attacker's address once its fetches ended: %v (a busy refusal was cached?)", err)
+	}
+	f.mu.Lock()
+	left := len(f.addrs)
+	f.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d addresses still counted after every fetch ended", left)
 	}
 }
