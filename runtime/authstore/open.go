@@ -51,6 +51,11 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 		return nil, errors.New("authstore: no database given: pass a SQLite file path or a postgres:// URL")
 	case isPostgres(dsn):
 		e, err = openPostgres(ctx, dsn, opts)
+	case isKeyValue(dsn):
+		// Not a file name: opening it as SQLite would create a file named
+		// after it, password included.
+		return nil, fmt.Errorf("authstore: the database %q looks like a PostgreSQL key=value connection string; "+
+			"give it as a URL instead, postgres://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require", Redact(dsn))
 	default:
 		e, err = openSQLiteWith(ctx, dsn, len(sqliteMigrations), opts)
 	}

@@ -329,6 +329,10 @@ func (s *pgStore) init(ctx context.Context, version int) error {
 	return s.loadKey(ctx)
 }
 
+// migrationLockTimeout is how long a starting replica waits for the
+// migration lock, and a migration for the locks of the tables it changes.
+const migrationLockTimeout = "10min"
+
 // migrate runs the steps after the schema's version, up to version, while
 // holding an advisory lock named after the schema: replicas that start
 // together queue on the lock, and the first one migrates.
@@ -338,6 +342,13 @@ func (s *pgStore) migrate(ctx context.Context, version int) error {
 		return err
 	}
 	defer conn.Release()
+	// The pool's lock_timeout (LockTimeout, a few seconds) is for requests;
+	// a replica that starts while another runs a long migration waits for
+	// it instead, as its DDL waits for the tables' locks.
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+migrationLockTimeout+`'`); err != nil {
+		return fmt.Errorf("set lock_timeout for migration: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`) // back to the pool's
 	const lockKey = `hashtext('authstore migrate ' || current_schema())`
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lockKey+`)`); err != nil {
 		return fmt.Errorf("lock for migration: %w", err)

@@ -54,10 +54,33 @@ func TestRedact(t *testing.T) {
 		{"postgres://db/auth?password=s3cret&user=app", "postgres://db/auth?password=xxxxx&user=app"},
 		{"postgres://app:s3cret@db/auth?sslpassword=k3y", "postgres://app:xxxxx@db/auth?sslpassword=xxxxx"},
 		{"postgres://app:s3cret@db:bad port/auth", "postgres://(unparsable URL)"},
+		{"host=db dbname=auth user=app password=s3cret", "host=db dbname=auth user=app password=xxxxx"},
+		{"host=db password='s3 cret' sslmode=require", "host=db password=xxxxx sslmode=require"},
+		{"dbname=auth sslpassword = k3y", "dbname=auth sslpassword = xxxxx"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestOpenRefusesKeyValue: a libpq key=value connection string is refused
+// with a message asking for a URL, without its password, and without
+// creating a SQLite file named after it.
+func TestOpenRefusesKeyValue(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, dsn := range []string{
+		"host=db.example.com dbname=mcp user=mcp password=kv-s3cret",
+		"password=kv-s3cret host=db.example.com",
+		"dbname=mcp sslmode=require",
+	} {
+		_, err := Open(t.Context(), dsn, Options{})
+		if err == nil || !strings.Contains(err.Error(), "postgres://") || strings.Contains(err.Error(), "kv-s3cret") {
+			t.Errorf("Open(%q) = %v; want a refusal asking for a postgres:// URL, without the password", dsn, err)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("Open of key=value strings created %d files", len(entries))
 	}
 }
 
@@ -144,6 +167,47 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 	}
 	if version != len(pgMigrations) || rows != 1 {
 		t.Fatalf("schema_version: version %d in %d rows, want %d in 1", version, rows, len(pgMigrations))
+	}
+}
+
+// TestPostgresOpenWaitsForMigration: a replica that starts while another
+// holds the migration lock longer than LockTimeout waits for it, then
+// opens, instead of failing on the lock timeout.
+func TestPostgresOpenWaitsForMigration(t *testing.T) {
+	dsn := testPostgresURL(t)
+	s, err := Open(t.Context(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn := adminConn(t, dsn)
+	const lockKey = `hashtext('authstore migrate ' || current_schema())`
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_lock(`+lockKey+`)`); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		s, err := Open(t.Context(), dsn, Options{LockTimeout: 50 * time.Millisecond})
+		if err == nil {
+			// The pool's connections keep LockTimeout for requests.
+			var lt string
+			if err = s.(*checked).e.(*pgStore).pool.QueryRow(t.Context(), `SHOW lock_timeout`).Scan(&lt); err == nil && lt != "50ms" {
+				err = fmt.Errorf("lock_timeout after the migration is %s, want 50ms", lt)
+			}
+			s.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("Open returned while the migration lock was held: %v", err)
+	case <-time.After(500 * time.Millisecond): // ten times LockTimeout
+	}
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_unlock(`+lockKey+`)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("Open after the migration lock was released: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package authstore
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -11,6 +12,9 @@ import (
 // unchanged. A PostgreSQL URL that does not parse is reduced to its scheme,
 // since where the password sits in it cannot be told.
 func Redact(dsn string) string {
+	if isKeyValue(dsn) {
+		return keyValuePassword.ReplaceAllString(dsn, "${1}xxxxx")
+	}
 	if !isPostgres(dsn) {
 		return dsn
 	}
@@ -32,4 +36,18 @@ func Redact(dsn string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// keyValuePassword matches the value of a password in a key=value
+// connection string, quoted or not.
+var keyValuePassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+
+// keyValueStart matches the first word of a libpq key=value connection
+// string ("host=db dbname=mcp …").
+var keyValueStart = regexp.MustCompile(`(?i)^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|service|application_name|connect_timeout|options)\s*=`)
+
+// isKeyValue reports whether dsn looks like a PostgreSQL key=value
+// connection string rather than a SQLite file path or a URL.
+func isKeyValue(dsn string) bool {
+	return keyValueStart.MatchString(dsn) || keyValuePassword.MatchString(dsn) && strings.Contains(dsn, " ")
 }

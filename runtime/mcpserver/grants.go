@@ -130,7 +130,7 @@ func addDBFlag(flags *flagSet) *string {
 func openDatabase(ctx context.Context, dsn, flag, env string) (authstore.Store, error) {
 	if !isDatabaseURL(dsn) {
 		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s %s (env %s): no such database; run the command where the server keeps its database, or name it with %s", flag, dsn, env, flag)
+			return nil, fmt.Errorf("%s %s (env %s): no such database; run the command where the server keeps its database, or name it with %s", flag, authstore.Redact(dsn), env, flag)
 		}
 	}
 	st, err := authstore.Open(ctx, dsn, authstore.Options{})
