@@ -11,10 +11,11 @@ package mcpauth
 //
 // No event ever carries a password, an authorization code, an access or
 // refresh token, a client secret or a database password: people, clients and
-// grants are named by username, client_id and grant_id only. Values a
-// client chose (usernames typed into the form, client names) are cut to a
-// bounded length; the handler quotes or escapes them, so they cannot forge
-// a line.
+// grants are named by username, client_id and grant_id only; a failed
+// sign-in with a name that is not a user is logged as "unknown-" and a hash
+// of it, since people type passwords into the username field. Values a
+// client chose (client names) are cut to a bounded length; the handler
+// quotes or escapes them, so they cannot forge a line.
 //
 // Each event also counts in the Prometheus metrics (metrics.go), so a
 // dashboard and the log agree. Events cost one LogAttrs call with at most
@@ -50,7 +51,7 @@ const (
 
 // Audit attribute names.
 const (
-	attrUser       = "user"        // the username (as typed, for failed sign-ins)
+	attrUser       = "user"        // the username; for a failed sign-in with a name not in the users file, "unknown-" and a hash
 	attrClientID   = "client_id"   // the OAuth client
 	attrClientName = "client_name" // the name the client registered (unverified)
 	attrAddr       = "addr"        // the client address sign-in throttling sees

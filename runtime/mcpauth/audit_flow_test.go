@@ -1,9 +1,13 @@
 package mcpauth_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +49,11 @@ func TestAuditLog(t *testing.T) {
 	keep("wrong password", wrong)
 	if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: wrong}); err == nil {
 		t.Fatal("a wrong password signed in")
+	}
+	// Alice's password typed into the username field: neither the log nor
+	// the database (the throttle counters) may keep it.
+	if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: testUsers["alice"], Password: "alice"}); err == nil {
+		t.Fatal("a password as username signed in")
 	}
 	res := e.authorize(c, mcpauthtest.AuthorizeOptions{})
 	keep("code", res.Code)
@@ -136,6 +145,9 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("event %q names client %v, want %s", msg, id, c.ClientID)
 		}
 		user, _ := rec["user"].(string)
+		if strings.HasPrefix(user, "unknown-") {
+			user = "unknown-"
+		}
 		seen[event{msg, user}]++
 	}
 	for _, want := range []struct {
@@ -144,6 +156,7 @@ func TestAuditLog(t *testing.T) {
 	}{
 		{event{"client registered", ""}, 1},
 		{event{"sign-in failed", "alice"}, 1},
+		{event{"sign-in failed", "unknown-"}, 1},
 		{event{"sign-in succeeded", "alice"}, 3},
 		{event{"consent granted", "alice"}, 2},
 		{event{"consent denied", "alice"}, 1},
@@ -164,6 +177,15 @@ func TestAuditLog(t *testing.T) {
 	if t.Failed() {
 		t.Logf("log:\n%s", logs.String())
 	}
+	for _, suffix := range []string{"", "-wal"} {
+		db, err := os.ReadFile(e.dbPath + suffix)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(db, []byte(testUsers["alice"])) {
+			t.Errorf("the database file auth.db%s holds the password typed as a username", suffix)
+		}
+	}
 
 	// The metrics agree, and their exposition is clean.
 	body := scrapeMetrics(t, e.cfg.Metrics)
@@ -175,7 +197,7 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 	for _, want := range []string{
-		`mcp_sign_ins_total{outcome="failed"} 6`,
+		`mcp_sign_ins_total{outcome="failed"} 7`,
 		`mcp_sign_ins_total{outcome="succeeded"} 3`,
 		`mcp_sign_ins_total{outcome="throttled"} 1`,
 		`mcp_throttle_rejections_total{kind="sign_in"} 1`,

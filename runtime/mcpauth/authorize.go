@@ -21,6 +21,7 @@ package mcpauth
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"mime"
 	"net/http"
@@ -382,13 +383,14 @@ func (s *Server) checkSignIn(w http.ResponseWriter, r *http.Request, username, p
 	ctx, now := r.Context(), s.now()
 	ip := s.clientIP(r)
 	keys := s.loginKeys(username, addrKey(ip))
+	logged := s.loggedUser(username)
 	d, refused, err := s.countLogin(ctx, keys, now)
 	if err != nil {
 		s.log.ErrorContext(ctx, "sign-in: throttle", "error", err)
 		return http.StatusServiceUnavailable, "The server could not check your password. Try again."
 	}
 	if refused != "" {
-		s.audit.signIn(ctx, signInThrottled, username, clientID, ip.String(), via, refused)
+		s.audit.signIn(ctx, signInThrottled, logged, clientID, ip.String(), via, refused)
 		w.Header().Set("Retry-After", retryAfter(d))
 		return http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again."
 	}
@@ -399,7 +401,7 @@ func (s *Server) checkSignIn(w http.ResponseWriter, r *http.Request, username, p
 		return http.StatusServiceUnavailable, "The server could not check your password. Try again."
 	}
 	if !ok {
-		s.audit.signIn(ctx, signInFailed, username, clientID, ip.String(), via, "")
+		s.audit.signIn(ctx, signInFailed, logged, clientID, ip.String(), via, "")
 		return http.StatusOK, "Wrong username or password."
 	}
 	s.audit.signIn(ctx, signInSucceeded, username, clientID, ip.String(), via, "")
@@ -420,12 +422,27 @@ type throttleKey struct {
 
 // loginKeys are the counters a sign-in attempt for username from the
 // address key addr counts against; the (user, address) pair comes first.
+// The counters name the user by a hash of what was typed: a password typed
+// into the username field by mistake must not be stored in the database.
 func (s *Server) loginKeys(username, addr string) []throttleKey {
+	user := hex.EncodeToString(hashSecret(username)[:16])
 	return []throttleKey{
-		{loginUserAddrLimit, username + "\x00" + addr},
+		{loginUserAddrLimit, user + "\x00" + addr},
 		{loginAddrLimit, addr},
-		{loginUserLimit, username},
+		{loginUserLimit, user},
 	}
+}
+
+// loggedUser is how the audit log names the user of a failed or throttled
+// sign-in: the username if the users file has it, else "unknown-" and a
+// short hash of what was typed, which tells repeated attempts with one
+// name apart without writing a password typed into the wrong field to the
+// log.
+func (s *Server) loggedUser(username string) string {
+	if _, ok, _ := s.users.Stamp(username); ok {
+		return username
+	}
+	return "unknown-" + hex.EncodeToString(hashSecret(username)[:6])
 }
 
 // countLogin counts an attempt against every key before the password is
