@@ -210,7 +210,9 @@ func TestAccountSession(t *testing.T) {
 	if _, page := b.do("GET", "/account", nil, nil); !strings.Contains(page, "Sign out") {
 		t.Fatalf("not signed in:\n%s", page)
 	}
-	writeUsers(t, e.usersPath, map[string]string{"alice": "a-new-password", "bob": testUsers["bob"]})
+	editUsers(t, func() {
+		writeUsers(t, e.usersPath, map[string]string{"alice": "a-new-password", "bob": testUsers["bob"]})
+	}, e.cur.Load())
 	if _, page := b.do("GET", "/account", nil, nil); strings.Contains(page, "Sign out") {
 		t.Fatal("the account session survived a password change")
 	}

@@ -190,13 +190,14 @@ type Server struct {
 	cookieName     string
 	secureCookies  bool
 
-	store    authstore.Store
-	users    users
-	cache    *tokenCache
-	sessions *sessionOwners
-	coh      coherence
-	touches  grantTouches
-	cimd     *cimdFetcher
+	store     authstore.Store
+	users     users
+	usersFile *userfile.File // closed by Close; nil in tests of parts
+	cache     *tokenCache
+	sessions  *sessionOwners
+	coh       coherence
+	touches   grantTouches
+	cimd      *cimdFetcher
 
 	limits    authstore.ThrottleStore
 	timeouts  timeouts
@@ -237,11 +238,12 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 		s.log.Warn("mcpauth: the users file has no users, so nobody can sign in; add one with the user add command",
 			"path", s.cfg.UsersPath)
 	}
-	s.users = uf
+	s.users, s.usersFile = uf, uf
 	st, err := authstore.Open(context.Background(), s.cfg.Database, authstore.Options{
 		LockTimeout: s.cfg.LockTimeout, Limits: s.cfg.storeLimits, Observe: s.metrics.observeDB,
 	})
 	if err != nil {
+		uf.Close()
 		return nil, &DatabaseError{Err: err}
 	}
 	s.setStore(st)
@@ -252,12 +254,14 @@ func New(cfg Config, mcp *server.MCPServer) (*Server, error) {
 	s.mcpHandler = newMCPHandler(mcp, s)
 	if s.handler, err = s.routes(); err != nil {
 		st.Close()
+		uf.Close()
 		return nil, fmt.Errorf("mcpauth: %w", err)
 	}
 	// Join the replicas (the caches start with a lease), and watch the
 	// users file for removals from now on.
 	if err := s.startReplica(context.Background()); err != nil {
 		st.Close()
+		uf.Close()
 		return nil, &DatabaseError{Err: err}
 	}
 	s.watchUsers()
@@ -408,6 +412,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.mcpHandler.Shutdown(ctx)
+		if s.usersFile != nil {
+			s.usersFile.Close()
+		}
 		s.closeErr = s.store.Close()
 	})
 	return s.closeErr

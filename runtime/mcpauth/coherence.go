@@ -17,10 +17,13 @@ package mcpauth
 // epoch, at most the lease (revoked). Only then does it answer.
 //
 // The users file is not part of this: each replica checks the stamp of
-// every token's user against its own copy of the file on every request.
-// When the file changes, each replica deletes, for good, the grants of the
-// users who are gone or whose password changed (idempotent, so every
-// replica may do it).
+// every token's user, on every request, against the version of its own
+// copy of the file that it last read (it rereads it every
+// userfile.PollInterval). When the file changes, each replica deletes, for
+// good, the grants of the users who are gone or whose password changed
+// (idempotent, so every replica may do it). The user commands of package
+// mcpserver delete them at once themselves, through this protocol
+// (Revoked), so that no replica waits for its next look at the file.
 
 import (
 	"context"

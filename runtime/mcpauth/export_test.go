@@ -28,3 +28,10 @@ func SyncReplica(s *Server) {
 	s.applyUserRemovals(context.Background())
 	s.applyUserRemovals(context.Background())
 }
+
+// UsersVersion is the version of the users file s serves; it changes at
+// every reload.
+func UsersVersion(s *Server) uint64 {
+	_, v := s.users.Stamps()
+	return v
+}

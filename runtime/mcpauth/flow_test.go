@@ -14,7 +14,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -309,9 +308,11 @@ func callWhoami(t *testing.T, c *client.Client) whoami {
 // as if the session did not exist; the owner keeps using it.
 func TestSessionsBoundToUser(t *testing.T) {
 	fs := newFlowServer(t, mcpauth.Config{})
-	if err := userfile.Add(fs.UsersPath, "bob", "bob's password"); err != nil {
-		t.Fatal(err)
-	}
+	editUsers(t, func() {
+		if err := userfile.Add(fs.UsersPath, "bob", "bob's password"); err != nil {
+			t.Fatal(err)
+		}
+	}, fs.Server)
 	alice, _, aliceTokens := signIn(t, fs, flowUser, flowPassword, "2025-11-25")
 	if _, err := alice.Initialize(t.Context(), mcp.InitializeRequest{}); err != nil {
 		t.Fatal(err)
@@ -1111,9 +1112,7 @@ func TestLoginThrottlePerIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(fs.UsersPath, []byte(flowUser+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editUsers(t, func() { writeFileNewer(t, fs.UsersPath, flowUser+":"+string(hash)+"\n") }, fs.Server)
 	id := register(t, fs, map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}})["client_id"].(string)
 	hc := browser()
 	_, form := loginForm(t, hc, authorizeURL(fs, id, "http://127.0.0.1:7/cb", nil))

@@ -103,6 +103,27 @@ func writeUsers(t testing.TB, path string, users map[string]string) {
 	writeFileNewer(t, path, b.String())
 }
 
+// editUsers runs edit, which changes the users file of the servers, and
+// waits until each of them serves a new version of it: a server checks
+// its file every userfile.PollInterval, in the background.
+func editUsers(t testing.TB, edit func(), servers ...*mcpauth.Server) {
+	t.Helper()
+	before := make([]uint64, len(servers))
+	for i, s := range servers {
+		before[i] = mcpauth.UsersVersion(s)
+	}
+	edit()
+	deadline := time.Now().Add(10 * time.Second)
+	for i, s := range servers {
+		for mcpauth.UsersVersion(s) == before[i] {
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d did not reload its users file within 10 s", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
 // writeFileNewer replaces path atomically and moves its mtime forward, so a
 // reader that watches the modification time notices even within a second.
 func writeFileNewer(t testing.TB, path, content string) {
@@ -115,14 +136,14 @@ func writeFileNewer(t testing.TB, path, content string) {
 	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 	if !old.IsZero() {
 		next := old.Add(2 * time.Second)
-		if err := os.Chtimes(path, next, next); err != nil {
+		if err := os.Chtimes(tmp, next, next); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
 

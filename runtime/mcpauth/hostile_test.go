@@ -792,7 +792,9 @@ func TestHostileUsersFileMalformedThenDeleted(t *testing.T) {
 	c := e.register(nil)
 	alice := e.tokens(c)
 	// A typo on bob's line: alice, whose line parses, keeps working.
-	writeFileNewer(t, e.usersPath, readUsersLine(t, e.usersPath, "alice")+"bob;not-a-hash\n")
+	editUsers(t, func() {
+		writeFileNewer(t, e.usersPath, readUsersLine(t, e.usersPath, "alice")+"bob;not-a-hash\n")
+	}, e.cur.Load())
 	if !e.live(alice.AccessToken) {
 		t.Error("alice's token stopped working after a typo on another line")
 	}
@@ -803,9 +805,11 @@ func TestHostileUsersFileMalformedThenDeleted(t *testing.T) {
 		t.Errorf("the malformed edit was not logged:\n%s", e.logs.String())
 	}
 	// Deleting the file removes everybody.
-	if err := os.Remove(e.usersPath); err != nil {
-		t.Fatal(err)
-	}
+	editUsers(t, func() {
+		if err := os.Remove(e.usersPath); err != nil {
+			t.Fatal(err)
+		}
+	}, e.cur.Load())
 	if e.live(alice.AccessToken) {
 		t.Error("alice's token still works after the users file was deleted")
 	}

@@ -274,7 +274,7 @@ func TestHostileRemovedUserStaysRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeUsers(t, c.users, map[string]string{"bob": testUsers["bob"]})
+	editUsers(t, func() { writeUsers(t, c.users, map[string]string{"bob": testUsers["bob"]}) }, c.servers...)
 	for i := range 2 {
 		if st := c.bearer(i, tok.AccessToken); st != http.StatusUnauthorized {
 			t.Errorf("replica %d accepts a removed user's token: %d", i, st)
@@ -283,7 +283,7 @@ func TestHostileRemovedUserStaysRemoved(t *testing.T) {
 	// Each replica deletes the grants of removed users at its next
 	// heartbeat (about a second); run one now instead of waiting.
 	mcpauth.SyncReplica(c.servers[0])
-	writeFileNewer(t, c.users, string(before)) // restore the old line, same hash
+	editUsers(t, func() { writeFileNewer(t, c.users, string(before)) }, c.servers...) // restore the old line, same hash
 	for i := range 2 {
 		if st := c.bearer(i, tok.AccessToken); st != http.StatusUnauthorized {
 			t.Errorf("replica %d accepts the token of a user removed and restored: %d", i, st)
@@ -349,12 +349,12 @@ func TestHostileUsersFileGlitch(t *testing.T) {
 				}
 				tokens[u] = tok.AccessToken
 			}
-			writeFileNewer(t, c.users, glitch.String())
+			editUsers(t, func() { writeFileNewer(t, c.users, glitch.String()) }, c.servers...)
 			waitBearer(0, tokens["bob"], http.StatusUnauthorized)
 			if tc.stays {
 				mcpauth.SyncReplica(c.servers[0])
 			}
-			writeFileNewer(t, c.users, string(full))
+			editUsers(t, func() { writeFileNewer(t, c.users, string(full)) }, c.servers...)
 			mcpauth.SyncReplica(c.servers[0])
 			want := http.StatusUnauthorized
 			if tc.bobOK {

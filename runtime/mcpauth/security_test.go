@@ -1316,7 +1316,7 @@ func TestE8_UserRemovedOrPasswordChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	// alice removed, bob's password changed.
-	writeUsers(t, e.usersPath, map[string]string{"bob": "a-new-password"})
+	editUsers(t, func() { writeUsers(t, e.usersPath, map[string]string{"bob": "a-new-password"}) }, e.cur.Load())
 	for name, tok := range map[string]*mcpauthtest.Token{"removed user": tokA, "changed password": tokB} {
 		t.Run(name, func(t *testing.T) {
 			if e.live(tok.AccessToken) {
@@ -2148,7 +2148,7 @@ func TestI5_PasswordOver72Bytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	users, _ := os.ReadFile(e.usersPath)
-	writeFileNewer(t, e.usersPath, string(users)+"carol:"+string(h)+"\n")
+	editUsers(t, func() { writeFileNewer(t, e.usersPath, string(users)+"carol:"+string(h)+"\n") }, e.cur.Load())
 	c := e.register(nil)
 	for _, pw := range []string{long, strings.Repeat("p", 72) + "-other-tail", strings.Repeat("p", 73)} {
 		res, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "carol", Password: pw})

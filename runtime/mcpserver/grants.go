@@ -38,7 +38,7 @@ func grants(ctx context.Context, args []string, env Env) error {
 		return usageErrorf("grants: unknown subcommand %q: want list or revoke", sub)
 	}
 	flags := newFlagSet("grants " + sub)
-	db := addDBFlag(flags)
+	db := addDBFlag(flags, "")
 	var f authstore.GrantFilter
 	flags.StringVar(&f.User, "user", "", "only the grants of `USER`")
 	flags.StringVar(&f.ClientID, "client", "", "only the grants of the app with this client `ID`")
@@ -118,9 +118,14 @@ func grants(ctx context.Context, args []string, env Env) error {
 	return nil
 }
 
-// addDBFlag defines --db, the database a command works on, as serve's.
-func addDBFlag(flags *flagSet) *string {
-	return flags.String("db", "auth.db", "the server's database: a SQLite `FILE` or a postgres:// URL, as for serve")
+// addDBFlag defines --db, the database a command works on, as serve's;
+// why, if set, says what the command does there.
+func addDBFlag(flags *flagSet, why string) *string {
+	usage := "the server's database: a SQLite `FILE` or a postgres:// URL, as for serve"
+	if why != "" {
+		usage += ",\n" + why + " (a SQLite file that does not exist is left alone)"
+	}
+	return flags.String("db", "auth.db", usage)
 }
 
 // openDatabase opens the database of a deployment for a command that reads

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +17,13 @@ import (
 )
 
 // startReplicas starts n servers on the database dsn, as replicas behind
-// one public URL would be (the first one's), sharing one users file. It
-// returns the MCP URL of each.
-func startReplicas(t *testing.T, dsn string, n int) (base string, mcpURLs []string) {
+// one public URL would be (the first one's), sharing the users file users
+// (writeUsers' if ""). It returns the MCP URL of each.
+func startReplicas(t *testing.T, dsn, users string, n int) (base string, mcpURLs []string) {
 	t.Helper()
-	users := writeUsers(t)
+	if users == "" {
+		users = writeUsers(t)
+	}
 	for i := range n {
 		args := []string{"--addr", "127.0.0.1:0", "--db", dsn, "--users", users}
 		if i > 0 {
@@ -60,7 +63,7 @@ func TestGrantsCommands(t *testing.T) {
 			if e.Name == "postgres" {
 				replicas = 2
 			}
-			base, mcpURLs := startReplicas(t, dsn, replicas)
+			base, mcpURLs := startReplicas(t, dsn, "", replicas)
 			tokens := []string{signIn(t, base), signIn(t, base)} // two apps
 			for _, u := range mcpURLs {
 				for _, tok := range tokens {
@@ -300,5 +303,93 @@ func TestDBCopyUsage(t *testing.T) {
 	_, _, err := run(t, testOptions(), nil, "", "db", "copy", "--from", db, "--to", "./"+filepath.Base(db))
 	if err == nil || !strings.Contains(err.Error(), "same file") {
 		t.Fatalf("copy onto itself under another name: %v, want a refusal", err)
+	}
+}
+
+// TestUserCommandsSignOut: "user remove" and a password change by "user
+// add" also delete the user's grants in the database, so that once the
+// command returns no running replica accepts the user's tokens, without
+// waiting for the servers to reread the users file. A hand edit of the
+// file takes effect when the servers reread it.
+func TestUserCommandsSignOut(t *testing.T) {
+	for _, e := range authstoretest.Engines() {
+		t.Run(e.Name, func(t *testing.T) {
+			dsn := e.NewDSN(t)
+			replicas := 1
+			if e.Name == "postgres" {
+				replicas = 2
+			}
+			users := writeUsers(t)
+			env := map[string]string{"MCP_DB": dsn, "MCP_USERS": users}
+			for _, u := range []string{"bob", "carol"} {
+				if _, _, err := run(t, testOptions(), env, u+"-password\n", "user", "add", u, "--password-stdin"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			base, mcpURLs := startReplicas(t, dsn, users, replicas)
+			status := func(tok string) []int {
+				var s []int
+				for _, u := range mcpURLs {
+					s = append(s, bearerStatus(t, u, tok))
+				}
+				return s
+			}
+			all := func(code int) []int { return slices.Repeat([]int{code}, replicas) }
+
+			steps := []struct {
+				name       string
+				user       string
+				args       []string // the command, run once the user's token works everywhere
+				stdin      string
+				wantStderr string
+			}{
+				{"user remove", "bob", []string{"user", "remove", "bob"}, "",
+					"removed bob from " + users + "\nsigned out bob's apps (1 grant deleted in "},
+				{"password changed", testUser, []string{"user", "add", testUser, "--password-stdin"}, "a-new-password\n",
+					"changed the password of " + testUser + " in " + users + "\nsigned out " + testUser + "'s apps (1 grant deleted in "},
+			}
+			for _, s := range steps {
+				password := s.user + "-password"
+				tok := signInAs(t, base, s.user, password)
+				if got := status(tok); !slices.Equal(got, all(http.StatusOK)) {
+					t.Fatalf("%s: before the command, the replicas answer %v", s.name, got)
+				}
+				_, stderr, err := run(t, testOptions(), env, s.stdin, s.args...)
+				if err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				if !strings.HasPrefix(stderr, s.wantStderr) || !strings.Contains(stderr, "no running server accepts their tokens any more") {
+					t.Errorf("%s: stderr =\n%s\nwant it to start with\n%s", s.name, stderr, s.wantStderr)
+				}
+				if p := passwordOf(dsn); p != "" && strings.Contains(stderr, p) {
+					t.Errorf("%s: stderr shows the database password:\n%s", s.name, stderr)
+				}
+				// As soon as the command has returned: no waiting.
+				if got := status(tok); !slices.Equal(got, all(http.StatusUnauthorized)) {
+					t.Errorf("%s: once the command returned, the replicas answer %v, want %v", s.name, got, all(http.StatusUnauthorized))
+				}
+			}
+
+			// carol removed by hand: refused once the servers reread the file.
+			tok := signInAs(t, base, "carol", "carol-password")
+			data, err := os.ReadFile(users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []string
+			for _, line := range strings.SplitAfter(string(data), "\n") {
+				if !strings.HasPrefix(line, "carol:") {
+					kept = append(kept, line)
+				}
+			}
+			if err := os.WriteFile(users, []byte(strings.Join(kept, "")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); !slices.Equal(status(tok), all(http.StatusUnauthorized)); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("carol removed by hand: the replicas still answer %v after 10 s", status(tok))
+				}
+			}
+		})
 	}
 }

@@ -16,7 +16,8 @@
 //	serve [flags]                        MCP over HTTP at <base-url>/mcp behind OAuth 2.1
 //	stdio                                MCP over stdin/stdout as the local user, without OAuth
 //	user add NAME [--password-stdin]     add a user to the users file, or change their password
-//	user remove NAME | user list         manage the users file
+//	user remove NAME | user list         manage the users file; remove and a password change
+//	                                     also sign the user's apps out (--db), on every replica
 //	grants list [--user U] [--client C]  the apps connected to users' accounts
 //	grants revoke ID | --user U | --client C
 //	                                     sign apps out, on every running replica
@@ -25,8 +26,8 @@
 //	version                              the server's name and version (also --version)
 //	help                                 usage
 //
-// Every flag of serve (and the --users flag of user, the --db flag of
-// grants) can also be set with an environment variable: MCP_ and the flag name in capitals, dashes as
+// Every flag of serve (and the --users and --db flags of user, the --db
+// flag of grants) can also be set with an environment variable: MCP_ and the flag name in capitals, dashes as
 // underscores (--base-url is MCP_BASE_URL). A flag given on the command line
 // wins. serve checks every value before it binds its port, then logs a
 // single "listening" line with the MCP URL; a bad value is an error that
@@ -197,7 +198,7 @@ func Run(ctx context.Context, opts Options, args []string, env Env) error {
 	case "stdio":
 		return stdio(ctx, opts, args, env)
 	case "user":
-		return user(opts, args, env)
+		return user(ctx, args, env)
 	case "grants":
 		return grants(ctx, args, env)
 	case "db":
@@ -260,8 +261,8 @@ func (o *Options) usage(w io.Writer) {
 	lines := [][2]string{
 		{"serve [flags]", "serve MCP over HTTP behind OAuth (see \"" + prog + " serve -h\")"},
 		{"stdio", "serve MCP over stdin/stdout as $USER, without OAuth"},
-		{"user add NAME [flags]", "add a user, or change their password"},
-		{"user remove NAME [flags]", "remove a user"},
+		{"user add NAME [flags]", "add a user, or change their password (signing their apps out)"},
+		{"user remove NAME [flags]", "remove a user and sign their apps out"},
 		{"user list [flags]", "list the users"},
 		{"grants list [flags]", "list the apps connected to users' accounts"},
 		{"grants revoke ID|--user U|--client C", "sign apps out, on every running replica"},

@@ -195,7 +195,8 @@ func TestOptionsChecked(t *testing.T) {
 
 func TestUserCommands(t *testing.T) {
 	users := filepath.Join(t.TempDir(), "users.txt")
-	env := map[string]string{"MCP_USERS": users}
+	noDB := filepath.Join(t.TempDir(), "auth.db")
+	env := map[string]string{"MCP_USERS": users, "MCP_DB": noDB}
 	opts := testOptions()
 	steps := []struct {
 		args       []string
@@ -212,10 +213,15 @@ func TestUserCommands(t *testing.T) {
 		{args: []string{"user", "add", "dave"}, wantErr: "stdin is not a terminal: pipe the password in and pass --password-stdin"},
 		{args: []string{"user", "add", "bad:name", "--password-stdin"}, stdin: "long-enough\n", wantErr: "username"},
 		{args: []string{"user", "add"}, wantErr: "takes one argument, NAME"},
-		{args: []string{"user", "remove", "bob"}, wantStderr: "removed bob"},
+		{args: []string{"user", "remove", "bob"}, wantStderr: "removed bob from " + users + "\nno database " + noDB + " here, so no apps signed out at once"},
 		{args: []string{"user", "list"}, wantOut: "carol\n"},
 		{args: []string{"user", "list", "--users", filepath.Join(t.TempDir(), "none.txt")}, wantOut: ""},
 	}
+	defer func() {
+		if _, err := os.Stat(noDB); err == nil {
+			t.Errorf("a user command created the database %s", noDB)
+		}
+	}()
 	for _, s := range steps {
 		out, stderr, err := run(t, opts, env, s.stdin, s.args...)
 		if s.wantErr != "" {
@@ -261,12 +267,18 @@ func startServer(t *testing.T, opts mcpserver.Options, args ...string) (*mcpserv
 // signIn runs the OAuth flow as testUser and returns an access token.
 func signIn(t *testing.T, base string) string {
 	t.Helper()
+	return signInAs(t, base, testUser, testPassword)
+}
+
+// signInAs is signIn as another user.
+func signInAs(t *testing.T, base, user, password string) string {
+	t.Helper()
 	ctx := t.Context()
 	c, err := mcpauthtest.Register(ctx, base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.Authorize(ctx, mcpauthtest.AuthorizeOptions{Username: testUser, Password: testPassword})
+	res, err := c.Authorize(ctx, mcpauthtest.AuthorizeOptions{Username: user, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

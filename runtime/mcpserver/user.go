@@ -1,9 +1,17 @@
 package mcpserver
 
 // The user commands: add, remove and list the people who may sign in.
+//
+// A running server rereads the users file within userfile.PollInterval of
+// a change, and then refuses the tokens of a removed user, or of a user
+// whose password changed. "user remove" and "user add" (a password change)
+// do not leave it at that: they also delete the user's grants in the
+// deployment's database (--db, as serve's), the way "grants revoke" does,
+// and return once no running replica accepts the user's tokens.
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +23,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/mcpgen/create-mcp-server/runtime/authstore"
+	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/userfile"
 )
 
@@ -23,7 +33,7 @@ import (
 const minPasswordLen = 8
 
 // user runs user add|remove|list.
-func user(opts Options, args []string, env Env) error {
+func user(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		return usageErrorf("user: missing subcommand: add, remove or list")
 	}
@@ -33,7 +43,8 @@ func user(opts Options, args []string, env Env) error {
 	switch sub {
 	case "add":
 		passwordStdin := flags.Bool("password-stdin", false, "read the password from the first line of stdin instead of prompting")
-		flags.bindEnv("users")
+		db := addDBFlag(flags, "where a password change signs the user's apps out")
+		flags.bindEnv("users", "db")
 		if err := flags.parse(args, 1, env.Getenv); err != nil {
 			return helpOr(err, flags, env, "user add NAME [flags]")
 		}
@@ -52,22 +63,24 @@ func user(opts Options, args []string, env Env) error {
 		if err := userfile.Add(*path, name, password); err != nil {
 			return err
 		}
-		if slices.Contains(existing, name) {
-			fmt.Fprintf(env.Stderr, "changed the password of %s in %s (their apps must sign in again; a running server picks it up without a restart)\n", name, *path)
-		} else {
+		if !slices.Contains(existing, name) {
 			fmt.Fprintf(env.Stderr, "added %s to %s (a running server picks it up without a restart)\n", name, *path)
+			return nil
 		}
-		return nil
+		fmt.Fprintf(env.Stderr, "changed the password of %s in %s\n", name, *path)
+		return signOut(ctx, env, *db, name, "changed the password of")
 	case "remove":
-		flags.bindEnv("users")
+		db := addDBFlag(flags, "where the user's apps are signed out")
+		flags.bindEnv("users", "db")
 		if err := flags.parse(args, 1, env.Getenv); err != nil {
 			return helpOr(err, flags, env, "user remove NAME [flags]")
 		}
-		if err := userfile.Remove(*path, flags.Arg(0)); err != nil {
+		name := flags.Arg(0)
+		if err := userfile.Remove(*path, name); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stderr, "removed %s from %s (their apps are signed out)\n", flags.Arg(0), *path)
-		return nil
+		fmt.Fprintf(env.Stderr, "removed %s from %s\n", name, *path)
+		return signOut(ctx, env, *db, name, "removed")
 	case "list":
 		flags.bindEnv("users")
 		if err := flags.parse(args, 0, env.Getenv); err != nil {
@@ -83,6 +96,39 @@ func user(opts Options, args []string, env Env) error {
 		return nil
 	}
 	return usageErrorf("user: unknown subcommand %q: want add, remove or list", sub)
+}
+
+// signOut deletes, for good, the grants (and codes and sessions) of a
+// user just removed from the users file or whose password just changed,
+// in the database dsn, and returns once no running replica accepts their
+// tokens. A SQLite file that does not exist is left alone (never created):
+// the servers, if any, use another database and refuse the user's tokens
+// when they reload the users file. done says what was done to the user,
+// for messages.
+func signOut(ctx context.Context, env Env, dsn, name, done string) error {
+	when := fmt.Sprintf("running servers refuse their tokens within %s of seeing the users file change", userfile.PollInterval)
+	if !isDatabaseURL(dsn) {
+		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(env.Stderr, "no database %s here, so no apps signed out at once; %s (pass --db or set MCP_DB to sign them out now)\n", dsn, when)
+			return nil
+		}
+	}
+	st, err := openDatabase(ctx, dsn, "--db", "MCP_DB")
+	if err != nil {
+		return fmt.Errorf("%s %s, but could not sign out their apps: %w; %s", done, name, err, when)
+	}
+	defer st.Close()
+	n, err := st.DeleteUserGrants(ctx, name)
+	if err != nil {
+		return fmt.Errorf("%s %s, but could not sign out their apps in %s: %w; %s", done, name, authstore.Redact(dsn), err, when)
+	}
+	if err := mcpauth.Revoked(ctx, st); err != nil {
+		fmt.Fprintf(env.Stderr, "warning: the database could not confirm that every running server saw the revocation (%v); waited until each one's %s lease ran out instead\n",
+			err, authstore.DefaultLease)
+	}
+	fmt.Fprintf(env.Stderr, "signed out %s's apps (%s deleted in %s); no running server accepts their tokens any more\n",
+		name, quantity(n, "grant", "grants"), authstore.Redact(dsn))
+	return nil
 }
 
 // helpOr prints the usage of a command for -h and returns err.

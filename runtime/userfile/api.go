@@ -32,14 +32,18 @@
 //
 // # Reloading
 //
-// A File watches the file on disk without a restart: every call to its
-// methods stats the file and rereads it if its modification time, size or
-// identity (inode) changed. Add and Remove replace the file by renaming a new
-// one over it, which always changes its identity.
+// A File watches the file on disk without a restart: a goroutine started
+// by Open stats the file every PollInterval (250 ms) and rereads it if its
+// modification time, size or identity (inode) changed; Close stops it.
+// The methods that serve requests (Authenticate, Stamp, Len, Err, Stamps)
+// read the last version loaded from memory and make no system call, so an
+// edit by hand takes effect within PollInterval. Add and Remove replace the
+// file by renaming a new one over it, which always changes its identity.
 //
 //   - A missing file has no users. Open accepts it (the server starts with
 //     nobody able to sign in; callers can check Len), and deleting the file
-//     later removes every user.
+//     later removes every user (logged at level WARN, as is a reload that
+//     leaves no users).
 //   - Open refuses a malformed file. If a later edit leaves the file
 //     malformed, the File serves only the users whose lines still parse
 //     (a user whose line appears twice is left out), logs the malformed
@@ -50,7 +54,7 @@
 //     keeps a removed one; it locks out only the users on the lines it
 //     broke.
 //   - A file that exists but cannot be read (permissions, I/O) has no
-//     users until it can be read again: it is retried on every call, and
+//     users until it can be read again: it is retried at every check, and
 //     the error is logged ("users file rejected", once per distinct error)
 //     and reported from Err.
 //     Running "user add" as another user, leaving the file unreadable to
@@ -63,7 +67,8 @@
 //
 // Removing a user or changing their password changes their Stamp, which the
 // authorization server records in every token it issues and compares on every
-// request, so the user's tokens stop working at once.
+// request, so the user's tokens stop working as soon as the File has
+// reloaded.
 //
 // # Rewriting
 //
@@ -87,19 +92,29 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
+// PollInterval is how often a File checks its file for a new version. It is
+// the longest an edit of the file by hand takes to reach the server.
+const PollInterval = 250 * time.Millisecond
+
 // File is a users file on disk. It rereads the file when it changes, so edits
-// take effect without a restart. It is safe for concurrent use.
+// take effect without a restart. It is safe for concurrent use. Close it
+// when done.
 type File struct {
 	path   string
 	state  atomic.Pointer[state]
 	logger atomic.Pointer[slog.Logger]
 
-	mu      sync.Mutex // serializes reloads
+	mu      sync.Mutex // serializes checks
 	version uint64     // reloads so far, guarded by mu; copied into each state
+
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when watch returns
+	closeOnce sync.Once
 
 	dummyMu sync.Mutex
 	dummies map[int][]byte // cost -> hash compared against for unknown users
@@ -116,7 +131,7 @@ type state struct {
 	// err says why the version fi is not being served.
 	err error
 	// retry is set when err is an I/O error rather than a parse error: the
-	// file is read again on the next call even if it looks unchanged.
+	// file is read again at the next check even if it looks unchanged.
 	retry bool
 	// version counts the states a File has served.
 	version uint64
@@ -131,17 +146,40 @@ type snapshot struct {
 	cost  int // the most common cost in the file, for dummy comparisons
 }
 
-// Open returns the users file at path. It is an error if the file is
-// malformed (the error, a *ParseError, names the file and line) or cannot be
-// read. A missing file has no users.
+// Open returns the users file at path and starts watching it (every
+// PollInterval, until Close). It is an error if the file is malformed (the
+// error, a *ParseError, names the file and line) or cannot be read. A
+// missing file has no users.
 func Open(path string) (*File, error) {
+	return open(path, PollInterval)
+}
+
+// open is Open with the interval of the checks; with interval 0 nothing
+// checks the file (tests call check themselves).
+func open(path string, interval time.Duration) (*File, error) {
 	fi, snap, err := read(path)
 	if err != nil {
 		return nil, err
 	}
-	f := &File{path: path, dummies: make(map[int][]byte), version: 1}
+	f := &File{path: path, dummies: make(map[int][]byte), version: 1,
+		stop: make(chan struct{}), done: make(chan struct{})}
 	f.state.Store(&state{fi: fi, good: snap, version: 1})
+	if interval > 0 {
+		go f.watch(interval)
+	} else {
+		close(f.done)
+	}
 	return f, nil
+}
+
+// Close stops watching the file; the File keeps serving the version it
+// last loaded. It always returns nil.
+func (f *File) Close() error {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		<-f.done
+	})
+	return nil
 }
 
 // SetLogger sets where the File logs reloads and reload errors (default
@@ -182,9 +220,9 @@ func (f *File) Authenticate(ctx context.Context, username, password string) (boo
 
 // Stamp returns an opaque value that changes when username's password changes
 // and ok=false when the user no longer exists. Tokens record it at issuance;
-// callers compare it on every request. It does no bcrypt work and allocates
-// little beyond one stat of the file. The error is always nil today; a
-// malformed edit is reported by Err, not here.
+// callers compare it on every request. It reads the version in memory: no
+// bcrypt work, no system call, no allocation. The error is always nil
+// today; a malformed edit is reported by Err, not here.
 func (f *File) Stamp(username string) (stamp string, ok bool, err error) {
 	u, ok := f.current().good.users[username]
 	if !ok {
@@ -237,13 +275,24 @@ func List(path string) ([]string, error) {
 	return list(path)
 }
 
-// current returns the state to serve, rereading the file first if it changed.
+// current returns the state to serve: the version last loaded.
 func (f *File) current() *state {
-	st := f.state.Load()
-	if !st.retry && f.unchanged(st) {
-		return st
+	return f.state.Load()
+}
+
+// watch checks the file every interval until Close.
+func (f *File) watch(interval time.Duration) {
+	defer close(f.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+			f.check()
+		}
 	}
-	return f.reload()
 }
 
 // unchanged reports whether the file on disk is still the version st.fi.
@@ -255,17 +304,19 @@ func (f *File) unchanged(st *state) bool {
 	return sameVersion(st.fi, fi)
 }
 
-func (f *File) reload() *state {
+// check rereads the file if it changed since the version being served, or
+// if that version could not be read.
+func (f *File) check() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := f.state.Load()
-	if !old.retry && f.unchanged(old) { // another call reloaded it meanwhile
-		return old
+	if !old.retry && f.unchanged(old) {
+		return
 	}
 	fi, data, err := readFile(f.path)
 	if err != nil {
 		// Unreadable: nobody is served until it reads again. Logged once per
-		// distinct error, since every call retries.
+		// distinct error, since every check retries.
 		st := &state{fi: old.fi, good: noUsers, err: err, retry: true, version: old.version}
 		if old.good != noUsers {
 			f.version++
@@ -277,7 +328,7 @@ func (f *File) reload() *state {
 				"path", f.path, "users", 0, "error", err)
 		}
 		f.state.Store(st)
-		return st
+		return
 	}
 	p, perrs := parseAll(f.path, data)
 	f.version++
@@ -300,7 +351,6 @@ func (f *File) reload() *state {
 			"path", f.path, "users", len(p.users), "error", st.err)
 	}
 	f.state.Store(st)
-	return st
 }
 
 func (f *File) log() *slog.Logger {

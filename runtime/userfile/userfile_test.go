@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,14 +65,24 @@ func contents(t testing.TB, path string) string {
 	return string(data)
 }
 
+// mustOpen opens the users file at path without its watcher: the test
+// calls reload where the watcher would have run (TestWatch tests the
+// watcher itself).
 func mustOpen(t testing.TB, path string) *File {
 	t.Helper()
-	f, err := Open(path)
+	f, err := open(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.SetLogger(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// reload makes f look at its file now, as its watcher does every
+// PollInterval.
+func reload(f *File) {
+	f.check()
 }
 
 func authenticate(t testing.TB, f *File, username, password string) bool {
@@ -253,6 +264,123 @@ func TestAuthenticateUnknownUserSpendsBcrypt(t *testing.T) {
 	}
 }
 
+// TestWatch: edits reach a File on their own, through its watcher, with
+// what each kind of edit logs. Each case waits (up to a deadline) for the
+// change to be served; nothing asserts how soon.
+func TestWatch(t *testing.T) {
+	alice, bob := hash(t, "alice's"), hash(t, "bob's")
+	tests := []struct {
+		name     string
+		change   func(t *testing.T, path string)
+		served   func(f *File) bool // the change is served
+		users    []string           // then served: exactly these users
+		logLevel string             // and logged at this level
+	}{
+		{"password changed by hand",
+			func(t *testing.T, path string) { edit(t, path, "alice:"+hash(t, "new")+"\nbob:"+bob+"\n") },
+			func(f *File) bool { ok, _ := f.Authenticate(context.Background(), "alice", "new"); return ok },
+			[]string{"alice", "bob"}, "INFO"},
+		{"user removed by Remove",
+			func(t *testing.T, path string) {
+				if err := Remove(path, "bob"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(f *File) bool { return f.Len() == 1 },
+			[]string{"alice"}, "INFO"},
+		{"malformed edit keeps the lines that parse",
+			func(t *testing.T, path string) { edit(t, path, "alice:"+alice+"\nbob;"+bob+"\n") },
+			func(f *File) bool { return f.Err() != nil },
+			[]string{"alice"}, "ERROR"},
+		{"emptied",
+			func(t *testing.T, path string) { edit(t, path, "# nobody\n") },
+			func(f *File) bool { return f.Len() == 0 },
+			nil, "WARN"},
+		{"deleted",
+			func(t *testing.T, path string) {
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(f *File) bool { return f.Len() == 0 },
+			nil, "WARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := usersPath(t)
+			writeFile(t, path, "alice:"+alice+"\nbob:"+bob+"\n")
+			f, err := open(path, 5*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var logs bytes.Buffer
+			var logMu sync.Mutex
+			f.SetLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil)))
+
+			tt.change(t, path)
+			for deadline := time.Now().Add(10 * time.Second); !tt.served(f); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the change was not served within 10 s (Len %d, Err %v)", f.Len(), f.Err())
+				}
+			}
+			users, _ := f.Stamps()
+			var names []string
+			for u := range users {
+				names = append(names, u)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, tt.users) {
+				t.Errorf("serving %q, want %q", names, tt.users)
+			}
+			logMu.Lock()
+			logged := logs.String()
+			logMu.Unlock()
+			if !strings.Contains(logged, "level="+tt.logLevel+" msg=\"users file re") {
+				t.Errorf("log does not report the reload at level %s:\n%s", tt.logLevel, logged)
+			}
+		})
+	}
+}
+
+// TestWatchStartsAndCloses: Open watches the file at PollInterval until
+// Close, which may be called again.
+func TestWatchStartsAndCloses(t *testing.T) {
+	path := usersPath(t)
+	writeFile(t, path, "alice:"+hash(t, "pw")+"\n")
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetLogger(slog.New(slog.DiscardHandler))
+	if err := Remove(path, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); f.Len() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Open's watcher did not pick up a removal within 10 s")
+		}
+	}
+	f.Close()
+	select {
+	case <-f.done:
+	default:
+		t.Error("the watcher still runs after Close")
+	}
+	f.Close()
+}
+
+// The bearer check asks for a stamp on every request: it must cost no
+// system call and no allocation.
+func TestStampDoesNotAllocate(t *testing.T) {
+	path := usersPath(t)
+	writeFile(t, path, "alice:"+hash(t, "pw")+"\n")
+	f := mustOpen(t, path)
+	if n := testing.AllocsPerRun(100, func() { f.Stamp("alice") }); n != 0 {
+		t.Errorf("Stamp allocates %v times per call, want 0", n)
+	}
+}
+
 func TestReloadAfterEdit(t *testing.T) {
 	path := usersPath(t)
 	writeFile(t, path, "# team\nalice:"+hash(t, "old")+"\n")
@@ -263,6 +391,7 @@ func TestReloadAfterEdit(t *testing.T) {
 	}
 
 	edit(t, path, "# team\nalice:"+hash(t, "new")+"\nbob:"+hash(t, "bob's")+"\n")
+	reload(f)
 
 	if authenticate(t, f, "alice", "old") {
 		t.Error("old password still works after the edit")
@@ -284,10 +413,12 @@ func TestReloadAfterEdit(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if _, ok, _ := f.Stamp("alice"); ok || f.Len() != 0 {
 		t.Errorf("after deleting the file: Stamp ok=%v Len=%d, want false, 0", ok, f.Len())
 	}
 	writeFile(t, path, "bob:"+hash(t, "bob's")+"\n")
+	reload(f)
 	if !authenticate(t, f, "bob", "bob's") || f.Len() != 1 {
 		t.Errorf("recreated file not loaded (Len %d)", f.Len())
 	}
@@ -303,12 +434,14 @@ func TestReloadAfterAddAndRemove(t *testing.T) {
 	if err := add(path, "alice", "pw2", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if authenticate(t, f, "alice", "pw1") || !authenticate(t, f, "alice", "pw2") {
 		t.Error("password reset by Add not picked up")
 	}
 	if err := Remove(path, "alice"); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if _, ok, _ := f.Stamp("alice"); ok || f.Len() != 0 {
 		t.Error("removal by Remove not picked up")
 	}
@@ -333,6 +466,7 @@ func TestReloadAfterReplaceWithSameSizeAndTime(t *testing.T) {
 	if err := os.Rename(next, path); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if !authenticate(t, f, "alice", "new") {
 		t.Error("replaced file not reloaded")
 	}
@@ -346,10 +480,7 @@ func TestMalformedEditServesLinesThatParse(t *testing.T) {
 	path := usersPath(t)
 	aliceHash, bobHash, carolHash := hash(t, "pw"), hash(t, "bob's"), hash(t, "carol's")
 	writeFile(t, path, "alice:"+aliceHash+"\nbob:"+bobHash+"\ncarol:"+carolHash+"\n")
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := mustOpen(t, path)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	f.SetLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil)))
@@ -357,6 +488,7 @@ func TestMalformedEditServesLinesThatParse(t *testing.T) {
 
 	// The admin removes bob but mistypes alice's line; carol is untouched.
 	edit(t, path, "# bob left\nalice;"+aliceHash+"\ncarol:"+carolHash+"\n")
+	reload(f)
 	for range 3 {
 		if authenticate(t, f, "alice", "pw") {
 			t.Error("alice signed in although her line is malformed")
@@ -381,6 +513,7 @@ func TestMalformedEditServesLinesThatParse(t *testing.T) {
 	// A second malformed version, with a duplicate: logged again, and the
 	// duplicated user is left out.
 	edit(t, path, "alice;"+aliceHash+"\ncarol:"+carolHash+"\ncarol:"+bobHash+"\n# x\n")
+	reload(f)
 	if authenticate(t, f, "carol", "carol's") || authenticate(t, f, "carol", "bob's") {
 		t.Error("a user listed twice signed in")
 	}
@@ -399,6 +532,7 @@ func TestMalformedEditServesLinesThatParse(t *testing.T) {
 
 	// Fixing the file serves everyone in it again.
 	edit(t, path, "# bob left\nalice:"+aliceHash+"\ncarol:"+carolHash+"\n")
+	reload(f)
 	if err := f.Err(); err != nil {
 		t.Errorf("Err() after the fix = %v", err)
 	}
@@ -423,12 +557,14 @@ func TestUnreadableFileHasNoUsers(t *testing.T) {
 	if err := os.Chmod(path, 0); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if authenticate(t, f, "alice", "pw") || f.Len() != 0 || f.Err() == nil {
 		t.Errorf("unreadable file: alice signs in or Len %d, Err %v; want nobody and an error", f.Len(), f.Err())
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if !authenticate(t, f, "alice", "pw") || f.Err() != nil {
 		t.Errorf("readable again: Err %v, alice cannot sign in", f.Err())
 	}
@@ -476,6 +612,7 @@ func TestStamp(t *testing.T) {
 	if err := add(path, "alice", "pw", bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if stamp("alice") == alice1 {
 		t.Error("alice's stamp did not change on password reset")
 	}
@@ -486,6 +623,7 @@ func TestStamp(t *testing.T) {
 	if err := Remove(path, "alice"); err != nil {
 		t.Fatal(err)
 	}
+	reload(f)
 	if s, ok, err := f.Stamp("alice"); ok || s != "" || err != nil {
 		t.Errorf("Stamp after removal = %q, %v, %v; want \"\", false, nil", s, ok, err)
 	}
@@ -586,8 +724,10 @@ func TestAddRemoveListPreservesFile(t *testing.T) {
 			}
 			checkMode0600(t, path)
 			checkNoTempFiles(t, path)
-			if _, err := Open(path); err != nil {
+			if f, err := Open(path); err != nil {
 				t.Errorf("rewritten file does not open: %v", err)
+			} else {
+				f.Close()
 			}
 		})
 	}
@@ -745,6 +885,16 @@ func TestConcurrentAuthenticateDuringRewrites(t *testing.T) {
 	}()
 
 	var wg sync.WaitGroup
+	wg.Go(func() { // reloads far more often than the watcher
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				reload(f)
+			}
+		}
+	})
 	for range 4 {
 		wg.Go(func() {
 			for {
@@ -776,6 +926,7 @@ func TestConcurrentAuthenticateDuringRewrites(t *testing.T) {
 	if names, _ := List(path); strings.Join(names, ",") != "alice,bob,carol" {
 		t.Errorf("final users = %q", names)
 	}
+	reload(f)
 	if f.Len() != 3 {
 		t.Errorf("Len() = %d after rewrites, want 3", f.Len())
 	}
