@@ -118,7 +118,10 @@ func TestUpgradeFromV010(t *testing.T) {
 		t.Fatalf("upgrade: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
 	}
 	for _, l := range []string{"merged main.go", "WARNING: main.go as it was is kept at main.go.user-edit (not compiled)",
-		"kept tools.go (yours)", "kept tools_test.go (yours)", "updated auth_test.go"} {
+		"kept tools.go (yours)", "kept tools_test.go (yours)", "updated auth_test.go",
+		// The deployment files: the untouched Dockerfile is replaced, the
+		// files 0.1.0 did not have are added.
+		"updated Dockerfile", "added .dockerignore", "added compose.yaml", "added deploy/Caddyfile", "added deploy/nginx.conf"} {
 		if !slices.Contains(r.lines(), l) {
 			t.Errorf("output lacks the line %q:\n%s", l, r.stdout)
 		}
@@ -126,6 +129,11 @@ func TestUpgradeFromV010(t *testing.T) {
 	if !strings.Contains(r.stdout, "WARNING: main.go: you changed serveConfig, which main.go no longer has") ||
 		!strings.Contains(r.stdout, "mcpserver.Options.Flags") {
 		t.Errorf("no warning naming serveConfig and the extension point:\n%s", r.stdout)
+	}
+	for _, name := range []string{"Dockerfile", ".dockerignore", "compose.yaml", "deploy/Caddyfile", "deploy/nginx.conf"} {
+		if got := readFile(t, dir, name); got != string(fileData(files, name)) {
+			t.Errorf("%s is not this version's:\n%s", name, got)
+		}
 	}
 	mustContain(t, dir, "main.go", `"1.4.0"`, "\t\tforecastTool(),\n\t\tmineTool(),\n\t\tfetchPageTool(),\n", "func shout(s string) string",
 		"mcpserver.Main(", "func newMCPServer()")

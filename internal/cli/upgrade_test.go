@@ -39,8 +39,8 @@ const (
 	mainLineNext = "// It serves the tools listed in tools() over MCP, behind OAuth 2.1\n"
 	readmeLine   = "runs `tools_test.go` (each tool called in-process), `auth_test.go` (the whole\n"
 	readmeNext   = "runs `tools_test.go` (each tool called in-process, as a client would), `auth_test.go` (the whole\n"
-	dockerLine   = "FROM golang:1.26 AS build\n"
-	dockerNext   = "FROM golang:1.26.8 AS build\n"
+	dockerLine   = "FROM golang:1.26.8-bookworm AS build\n"
+	dockerNext   = "FROM golang:1.26.9-bookworm AS build\n"
 	toolsLine    = "// Text is echoed back. Replace it with the inputs the tool needs.\n"
 	toolsNext    = "// Text is echoed back. Replace it with whatever inputs the tool needs.\n"
 	tokenNext    = "\n// The next version of create-mcp-server fixed something here.\n"
@@ -49,12 +49,12 @@ const (
 	nextRequire = "\tgolang.org/x/time v0.16.0\n"
 	nextSum     = "golang.org/x/time v0.16.0 h1:vMb6ptszcQMkcwiRTAuNNU50gom6++Q/6gY2hDM6VDE=\n" +
 		"golang.org/x/time v0.16.0/go.mod h1:rVKOqvZeKvrDKTQiAHJ7wmwP0RzleSphoEA9RcdLA0s=\n"
-	dockerignore = "auth.db*\nusers.txt\n.git\n"
+	editorconfig = "root = true\n"
 )
 
 // nextSources returns the templates and runtime of the pretend next
 // generator version: copies of today's with a changed line in main.go,
-// README.md, Dockerfile and tools.go, a new file .dockerignore, a new
+// README.md, Dockerfile and tools.go, a new file .editorconfig, a new
 // required module in go.mod and go.sum, and a changed runtime file.
 func nextSources(t *testing.T) (templates, runtime fs.FS) {
 	t.Helper()
@@ -65,7 +65,7 @@ func nextSources(t *testing.T) (templates, runtime fs.FS) {
 	editFS(t, tm, "parts/tool.tmpl", "\t"+toolsLine, "\t"+toolsNext)
 	editFS(t, tm, "go.mod.tmpl", "\tgolang.org/x/crypto v0.59.0\n", "\tgolang.org/x/crypto v0.59.0\n"+nextRequire)
 	tm["go.sum"].Data = append(tm["go.sum"].Data, nextSum...)
-	tm[".dockerignore"] = &fstest.MapFile{Data: []byte(dockerignore), Mode: 0o644}
+	tm[".editorconfig"] = &fstest.MapFile{Data: []byte(editorconfig), Mode: 0o644}
 
 	rt := copyFS(t, createmcpserver.Runtime())
 	rt["mcpauth/token.go"].Data = append(rt["mcpauth/token.go"].Data, tokenNext...)
@@ -244,11 +244,11 @@ func TestUpgradeScenarios(t *testing.T) {
 		{
 			name: "untouched files are updated",
 			lines: []string{"updated main.go", "updated README.md", "updated Dockerfile", "updated go.mod",
-				"updated go.sum", "updated internal/mcpauth/token.go", "added .dockerignore",
+				"updated go.sum", "updated internal/mcpauth/token.go", "added .editorconfig",
 				"kept tools.go (yours)", "kept tools_test.go (yours)", "unchanged .gitignore"},
 			check: func(t *testing.T, dir string) {
 				for _, name := range []string{"main.go", "README.md", "Dockerfile", "go.mod", "go.sum",
-					"internal/mcpauth/token.go", ".dockerignore"} {
+					"internal/mcpauth/token.go", ".editorconfig"} {
 					if got := readFile(t, dir, name); got != nextFiles[name] {
 						t.Errorf("%s is not the new version:\n%s", name, got)
 					}

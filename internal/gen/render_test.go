@@ -317,6 +317,7 @@ func TestRenderLayout(t *testing.T) {
 		"go.mod": PolicyMerge, "go.sum": PolicyMerge, "main.go": PolicyMerge, "tools.go": PolicyUser,
 		"tools_test.go": PolicyUser, "auth_test.go": PolicyMerge, "README.md": PolicyMerge,
 		"Dockerfile": PolicyMerge, ".gitignore": PolicyMerge, "examples/client/main.go": PolicyMerge,
+		".dockerignore": PolicyMerge, "compose.yaml": PolicyMerge, "deploy/Caddyfile": PolicyMerge, "deploy/nginx.conf": PolicyMerge,
 		ManifestPath: PolicyState, BasePath: PolicyState,
 	}
 	for p, pol := range want {
