@@ -105,9 +105,19 @@ func ValidateModule(mod string) error {
 		return fmt.Errorf("module path %q is not valid: the go command reserves it; use a path such as example.com/%s", mod, mod)
 	case slices.Contains(strings.Split(mod, "/"), "vendor"):
 		return fmt.Errorf("module path %q is not valid: the go command treats packages under a \"vendor\" element as vendored copies", mod)
+	case slices.Contains(projectDirs, binaryName(mod)):
+		// go build names the binary after the module's last element and
+		// stops when a directory already has that name.
+		return fmt.Errorf("module path %q is not valid: go build would write the binary %q, but the project has a directory of that name; use a path such as %s-server",
+			mod, binaryName(mod), mod)
 	}
 	return nil
 }
+
+// projectDirs are the top-level directories of a generated project, which
+// no binary may be named after. TestProjectDirs checks the list against a
+// rendered project.
+var projectDirs = []string{"deploy", "docs", "examples", "internal"}
 
 // stdTopLevel lists the first elements of the standard library's import
 // paths (the directories of $GOROOT/src, "cmd" aside). A module path that

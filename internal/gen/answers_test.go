@@ -127,6 +127,9 @@ func TestValidate(t *testing.T) {
 		{"module toolchain", func(a *Answers) { a.Module = "toolchain" }, "reserves it"},
 		{"module all", func(a *Answers) { a.Module = "all" }, "reserves it"},
 		{"module with vendor", func(a *Answers) { a.Module = "example.com/vendor/x" }, `"vendor" element`},
+		{"binary named like a directory", func(a *Answers) { a.Module = "example.com/deploy" }, `go build would write the binary "deploy", but the project has a directory of that name; use a path such as example.com/deploy-server`},
+		{"binary named like a directory, major version", func(a *Answers) { a.Module = "example.com/internal/v2" }, `the binary "internal"`},
+		{"directory name inside the path", func(a *Answers) { a.Module = "example.com/deploy/weather" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,6 +143,22 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestProjectDirs checks projectDirs against the top-level directories of
+// a rendered project (the generator's state directory aside: a module path
+// element cannot start with a dot).
+func TestProjectDirs(t *testing.T) {
+	var dirs []string
+	for _, f := range render(t, goldenSets[0].answers) {
+		if dir, _, ok := strings.Cut(f.Path, "/"); ok && dir != StateDir && !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	slices.Sort(dirs)
+	if !slices.Equal(dirs, projectDirs) {
+		t.Errorf("a project's directories are %q; projectDirs lists %q", dirs, projectDirs)
 	}
 }
 
