@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -302,6 +301,53 @@ func TestPostgresBackendTerminated(t *testing.T) {
 
 // TestPostgresDatabaseDown: while the database cannot be reached, every
 // method returns ErrUnavailable; when it is back, the same Store works.
+// TestPostgresDatabaseStalls: a database that stops answering without
+// closing anything (a partition) makes operations fail with
+// ErrUnavailable after a bounded time instead of hanging, and they work
+// again once it answers.
+func TestPostgresDatabaseStalls(t *testing.T) {
+	dsn := testPostgresURL(t)
+	u, _ := url.Parse(dsn)
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	s, err := Open(t.Context(), withParam(t, u.String(), "connect_timeout", "2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context() // no deadline: only the store's own bound ends a stalled operation
+	now := time.Now()
+	seedClient(t, s, "c", now)
+
+	proxy.setStalled(true)
+	var wg sync.WaitGroup
+	for name, op := range map[string]func() error{
+		"Client":      func() error { _, err := s.Client(ctx, "c"); return err },
+		"RevokeGrant": func() error { return s.RevokeGrant(ctx, "g", now) },
+		"Ping":        func() error { return s.Ping(ctx) },
+	} {
+		wg.Go(func() {
+			if err := op(); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("%s with the database stalled: %v, want ErrUnavailable", name, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	proxy.setStalled(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := s.Client(ctx, "c")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after the database answered again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestPostgresDatabaseDown(t *testing.T) {
 	dsn := testPostgresURL(t)
 	u, _ := url.Parse(dsn)
@@ -374,6 +420,7 @@ type tcpProxy struct {
 	backend string
 	mu      sync.Mutex
 	down    bool
+	stalled bool
 	conns   []net.Conn
 }
 
@@ -397,6 +444,7 @@ func newTCPProxy(t *testing.T, backend string) *tcpProxy {
 }
 
 func (p *tcpProxy) serve(c net.Conn) {
+	p.waitFlowing()
 	p.mu.Lock()
 	if p.down {
 		p.mu.Unlock()
@@ -411,9 +459,49 @@ func (p *tcpProxy) serve(c net.Conn) {
 	}
 	p.conns = append(p.conns, c, b)
 	p.mu.Unlock()
-	go func() { io.Copy(b, c); b.Close() }()
-	io.Copy(c, b)
-	c.Close()
+	go p.pipe(b, c)
+	p.pipe(c, b)
+}
+
+// pipe copies src to dst, holding what it reads while the proxy is
+// stalled, until either side fails; then it closes dst.
+func (p *tcpProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitFlowing()
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitFlowing returns once the proxy is not stalled.
+func (p *tcpProxy) waitFlowing() {
+	for {
+		p.mu.Lock()
+		stalled := p.stalled && !p.down
+		p.mu.Unlock()
+		if !stalled {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// setStalled makes the proxy a black hole, as a network partition that
+// drops packets: connections stay open and new ones are accepted, but
+// nothing is forwarded until it is set flowing again.
+func (p *tcpProxy) setStalled(stalled bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stalled = stalled
 }
 
 func (p *tcpProxy) setDown(down bool) {

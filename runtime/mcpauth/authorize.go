@@ -336,7 +336,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, req, url.Values{"error": {"server_error"}})
 		return
 	}
-	code, grantID := newSecret(), newSecret()
+	code, grantID := newSecret(), newID()
 	stored := *req.Client // req.Client may be shared with the metadata cache
 	stored.CreatedAt = now
 	err = s.rememberClient(r.Context(), &stored)

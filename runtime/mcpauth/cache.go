@@ -27,7 +27,11 @@ type cachedToken struct {
 	expires time.Time
 }
 
-const maxCachedTokens = 256
+// maxCachedTokens bounds the cache: a few thousand active clients per
+// replica skip the database, at a few hundred bytes each. Only validated
+// tokens are cached, so strangers cannot fill it; past the bound, a random
+// entry makes room.
+const maxCachedTokens = 4096
 
 func newTokenCache() *tokenCache {
 	return &tokenCache{m: make(map[[32]byte]cachedToken)}

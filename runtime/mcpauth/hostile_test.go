@@ -490,18 +490,19 @@ func TestHostileMetadataHostStalls(t *testing.T) {
 	unstall := func() { once.Do(func() { close(release) }) }
 	defer unstall()
 	good := docServer(t)
-	e := newEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+	e := newProxiedEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
 
+	// Users of the stalled host's apps, each from an address of their own.
 	var wg sync.WaitGroup
 	for i := range 8 { // twice the old global pool
 		wg.Go(func() {
-			e.get("/authorize?"+metadataQuery(fmt.Sprintf("%s/client-%d.json", stall.URL, i)), nil)
+			e.get("/authorize?"+metadataQuery(fmt.Sprintf("%s/client-%d.json", stall.URL, i)), xff(fmt.Sprintf("198.51.100.%d", i+1)))
 		})
 	}
 	for inFlight.Load() < 2 { // the stalled host's slots are taken
 		time.Sleep(time.Millisecond)
 	}
-	resp, body := e.get("/authorize?"+metadataQuery(good.URL+"/client.json"), nil)
+	resp, body := e.get("/authorize?"+metadataQuery(good.URL+"/client.json"), xff("203.0.113.9"))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Good") {
 		t.Errorf("sign-in of a client on another host while one host stalls: %d %.200s", resp.StatusCode, body)
 	}

@@ -710,14 +710,16 @@ func TestC1_CodeReplay(t *testing.T) {
 // C2: the consumed code is kept (a tombstone) so that a replay still revokes
 // after a restart, which runs the cleanup.
 func TestC2_ReplayDetectedAfterCleanup(t *testing.T) {
-	e := newEnv(t, func(c *mcpauth.Config) { c.CleanupInterval = 10 * time.Millisecond })
+	// Cleanup every 50 ms: often enough for several passes below, seldom
+	// enough not to starve the sign-in's writes of SQLite's lock under -race.
+	e := newEnv(t, func(c *mcpauth.Config) { c.CleanupInterval = 50 * time.Millisecond })
 	c := e.register(nil)
 	res := e.authorize(c, mcpauthtest.AuthorizeOptions{})
 	tok, err := c.Exchange(ctx(t), res.Code, res.Verifier)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // several cleanup passes
+	time.Sleep(300 * time.Millisecond) // several cleanup passes
 	e.restart()                        // and whatever runs at start
 	_, err = c.Exchange(ctx(t), res.Code, res.Verifier)
 	wantGrantErr(t, "replay after cleanup", err, http.StatusBadRequest, "invalid_grant")

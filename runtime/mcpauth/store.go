@@ -18,6 +18,17 @@ func newSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// newID returns a random identifier that people copy into commands (a
+// grant ID for "grants revoke ID"): a secret that does not begin with "-",
+// which a command line would take for a flag.
+func newID() string {
+	for {
+		if id := newSecret(); id[0] != '-' {
+			return id
+		}
+	}
+}
+
 // hashSecret is the stored form of a code, token or client secret.
 func hashSecret(s string) []byte {
 	h := sha256.Sum256([]byte(s))

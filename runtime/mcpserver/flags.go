@@ -104,9 +104,14 @@ func (fs *flagSet) bindEnv(names ...string) {
 
 // parse parses args, then the environment variables of the flags args did
 // not set. Flags may follow positional arguments ("user add alice
-// --password-stdin"); exactly npos positional arguments are required (any
-// number with npos < 0), and fs.Args() returns them.
+// --password-stdin"), and everything after "--" is positional; exactly
+// npos positional arguments are required (any number with npos < 0), and
+// fs.Args() returns them.
 func (fs *flagSet) parse(args []string, npos int, getenv func(string) string) error {
+	var rest []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, rest = args[:i], args[i+1:]
+	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if _, ok := f.Value.(recorded); !ok {
 			f.Value = recorded{Value: f.Value, name: f.Name, failed: fs.failed}
@@ -123,6 +128,7 @@ func (fs *flagSet) parse(args []string, npos int, getenv func(string) string) er
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	pos = append(pos, rest...)
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, name := range slices.Sorted(maps.Keys(fs.env)) {
@@ -147,7 +153,8 @@ func (fs *flagSet) parse(args []string, npos int, getenv func(string) string) er
 		}
 		return usageErrorf("%s takes %d arguments, got %q", fs.Name(), npos, pos)
 	}
-	return fs.Parse(pos) // let fs.Args see the positional arguments
+	// Let fs.Args see the positional arguments, as they are.
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // parseError rewrites the flag package's messages, which name flags with one

@@ -48,7 +48,7 @@ func grants(ctx context.Context, args []string, env Env) error {
 	synopsis := "grants list [--user USER] [--client ID] [flags]"
 	npos := 0
 	if sub == "revoke" {
-		synopsis = "grants revoke GRANT_ID | --user USER | --client ID [flags]"
+		synopsis = "grants revoke [flags] GRANT_ID | --user USER | --client ID"
 		npos = -1
 	}
 	if err := flags.parse(args, npos, env.Getenv); err != nil {

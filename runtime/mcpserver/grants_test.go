@@ -196,6 +196,9 @@ func TestGrantsUsage(t *testing.T) {
 		{[]string{"grants", "revoke", "g1", "g2"}, "one grant ID", true},
 		{[]string{"grants", "list", "extra"}, "takes no arguments", true},
 		{[]string{"grants", "list", "--db", missing}, "--db " + missing + " (env MCP_DB): no such database", false},
+		// An ID that begins with "-" goes after "--" (new IDs never do).
+		{[]string{"grants", "revoke", "--db", missing, "--", "-g1"}, "no such database", false},
+		{[]string{"grants", "revoke", "-g1", "--db", missing}, "unknown flag --g1", true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
