@@ -382,7 +382,7 @@ func (s *Server) crossSiteForm(r *http.Request) bool {
 func (s *Server) checkSignIn(w http.ResponseWriter, r *http.Request, username, password, clientID, via string) (int, string) {
 	ctx, now := r.Context(), s.now()
 	ip := s.clientIP(r)
-	keys := s.loginKeys(username, addrKey(ip))
+	keys := s.loginKeys(username, addrKey(ip), s.knownDevice(r, username, now))
 	logged := s.loggedUser(username)
 	d, refused, err := s.countLogin(ctx, keys, now)
 	if err != nil {
@@ -411,6 +411,7 @@ func (s *Server) checkSignIn(w http.ResponseWriter, r *http.Request, username, p
 	if err := s.limits.Reset(ctx, keys[0].limit, keys[0].key); err != nil {
 		s.log.WarnContext(ctx, "sign-in: throttle reset", "error", err)
 	}
+	s.rememberDevice(w, username, now)
 	return 0, ""
 }
 
@@ -422,15 +423,21 @@ type throttleKey struct {
 
 // loginKeys are the counters a sign-in attempt for username from the
 // address key addr counts against; the (user, address) pair comes first.
+// An attempt from a browser where the user signed in before (known,
+// device.go) does not count against the user's ceiling, nor is it stopped
+// by it: strangers spraying guesses cannot lock the user out of it.
 // The counters name the user by a hash of what was typed: a password typed
 // into the username field by mistake must not be stored in the database.
-func (s *Server) loginKeys(username, addr string) []throttleKey {
+func (s *Server) loginKeys(username, addr string, known bool) []throttleKey {
 	user := hex.EncodeToString(hashSecret(username)[:16])
-	return []throttleKey{
+	keys := []throttleKey{
 		{loginUserAddrLimit, user + "\x00" + addr},
 		{loginAddrLimit, addr},
-		{loginUserLimit, user},
 	}
+	if !known {
+		keys = append(keys, throttleKey{loginUserLimit, user})
+	}
+	return keys
 }
 
 // loggedUser is how the audit log names the user of a failed or throttled

@@ -216,6 +216,12 @@ func TestHostileLoginLockoutPerAddress(t *testing.T) {
 func TestHostileLoginCeilings(t *testing.T) {
 	e := newProxiedEnv(t)
 	c := e.register(nil)
+	// Alice's own browser, where she signed in before the attack.
+	browser := mcpauthtest.NewBrowser()
+	browser.Transport = forwarded{"198.51.100.77", http.DefaultTransport}
+	if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"], Browser: browser}); err != nil {
+		t.Fatal(err)
+	}
 	failures := 0
 	for a := 0; failures < 100; a++ {
 		from := from(c, fmt.Sprintf("203.0.113.%d", a))
@@ -231,6 +237,20 @@ func TestHostileLoginCeilings(t *testing.T) {
 	}
 	if st := trySignIn(t, from(c, "198.51.100.200"), "bob", testUsers["bob"]); st != http.StatusSeeOther {
 		t.Errorf("bob while alice is at her ceiling: %d, want 303", st)
+	}
+	// Her own browser still signs her in, from wherever she is now; a
+	// browser that knows bob, not her, does not.
+	browser.Transport = forwarded{"198.51.100.78", http.DefaultTransport}
+	if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"], Browser: browser}); err != nil {
+		t.Errorf("alice in the browser she signed in with before, at her ceiling: %v", err)
+	}
+	bobs := mcpauthtest.NewBrowser()
+	bobs.Transport = forwarded{"198.51.100.79", http.DefaultTransport}
+	if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "bob", Password: testUsers["bob"], Browser: bobs}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"], Browser: bobs}); err == nil {
+		t.Error("alice in a browser that only knows bob passed her ceiling")
 	}
 
 	sprayer := from(c, "192.0.2.1")

@@ -251,6 +251,10 @@ type AuthorizeOptions struct {
 	// (for example a tampered code_challenge). A key with an empty slice
 	// removes the parameter.
 	Query url.Values
+	// Browser is the browser to sign in with, keeping its cookies from one
+	// sign-in to the next (see NewBrowser); nil means a fresh one, with the
+	// Client's transport.
+	Browser *http.Client
 }
 
 // AuthorizeResult is the outcome of an authorization: the parameters of the
@@ -348,9 +352,12 @@ func (c *Client) OpenAuthorize(ctx context.Context, opts AuthorizeOptions) (*Log
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	browser := NewBrowser()
-	if c.HTTP != nil && c.HTTP.Transport != nil {
-		browser.Transport = c.HTTP.Transport
+	browser := opts.Browser
+	if browser == nil {
+		browser = NewBrowser()
+		if c.HTTP != nil && c.HTTP.Transport != nil {
+			browser.Transport = c.HTTP.Transport
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
