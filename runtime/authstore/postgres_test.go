@@ -299,22 +299,12 @@ func TestPostgresBackendTerminated(t *testing.T) {
 	}
 }
 
-// TestPostgresDatabaseDown: while the database cannot be reached, every
-// method returns ErrUnavailable; when it is back, the same Store works.
 // TestPostgresDatabaseStalls: a database that stops answering without
 // closing anything (a partition) makes operations fail with
 // ErrUnavailable after a bounded time instead of hanging, and they work
 // again once it answers.
 func TestPostgresDatabaseStalls(t *testing.T) {
-	dsn := testPostgresURL(t)
-	u, _ := url.Parse(dsn)
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.addr
-	s, err := Open(t.Context(), withParam(t, u.String(), "connect_timeout", "2"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, proxy := openProxied(t)
 	ctx := t.Context() // no deadline: only the store's own bound ends a stalled operation
 	now := time.Now()
 	seedClient(t, s, "c", now)
@@ -348,16 +338,10 @@ func TestPostgresDatabaseStalls(t *testing.T) {
 	}
 }
 
+// TestPostgresDatabaseDown: while the database cannot be reached, every
+// method returns ErrUnavailable; when it is back, the same Store works.
 func TestPostgresDatabaseDown(t *testing.T) {
-	dsn := testPostgresURL(t)
-	u, _ := url.Parse(dsn)
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.addr
-	s, err := Open(t.Context(), withParam(t, u.String(), "connect_timeout", "2"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, proxy := openProxied(t)
 	ctx := t.Context()
 	now := time.Now()
 	seedClient(t, s, "c", now)
@@ -411,6 +395,22 @@ func TestPostgresWatchEpochs(t *testing.T) {
 	cancel()
 	for range ch { // closed when ctx ends
 	}
+}
+
+// openProxied opens a store on a fresh PostgreSQL schema reached through a
+// tcpProxy, which the test can take down or stall. The store is closed
+// when t ends.
+func openProxied(t *testing.T) (Store, *tcpProxy) {
+	t.Helper()
+	u, _ := url.Parse(testPostgresURL(t))
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	s, err := Open(t.Context(), withParam(t, u.String(), "connect_timeout", "2"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, proxy
 }
 
 // tcpProxy forwards connections to a backend until it is set down: then it
