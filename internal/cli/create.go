@@ -299,12 +299,12 @@ func summary(a gen.Answers, dir string, files []gen.File) string {
 			}
 			runtime[d]++
 		case gen.PolicyState:
+		case gen.PolicyUser:
+			fmt.Fprintf(&b, "    %-28s  yours: never touched by upgrades\n", f.Path)
+		case gen.PolicyGenerated:
+			fmt.Fprintf(&b, "    %-28s  guide to the vendored runtime (replaced by upgrades)\n", f.Path)
 		default:
-			if f.Policy == gen.PolicyUser {
-				fmt.Fprintf(&b, "    %-28s  yours: never touched by upgrades\n", f.Path)
-			} else {
-				fmt.Fprintf(&b, "    %s\n", f.Path)
-			}
+			fmt.Fprintf(&b, "    %s\n", f.Path)
 		}
 	}
 	for _, d := range runtimeDirs {

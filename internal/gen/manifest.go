@@ -18,11 +18,15 @@ const (
 	// PolicyRuntime marks the vendored runtime under internal/: replaced by
 	// every upgrade.
 	PolicyRuntime = "runtime"
+	// PolicyGenerated marks other files the generator owns (the guides in
+	// docs/, which describe the vendored runtime): replaced by every
+	// upgrade like the runtime, an edited copy kept beside the new one.
+	PolicyGenerated = "generated"
 	// PolicyMerge marks generated files the user may edit (main.go, README.md,
 	// go.mod, ...): three-way merged on upgrade.
 	PolicyMerge = "merge"
 	// PolicyUser marks files written once and then owned by the user
-	// (tools.go, tools_test.go): never touched again.
+	// (tools.go, tools_test.go, LICENSE): never touched again.
 	PolicyUser = "user"
 	// PolicyState marks the manifest and the merge base themselves. They are
 	// rewritten by every generation and are not listed in the manifest.
@@ -48,7 +52,7 @@ type Manifest struct {
 // ManifestFile is one generated file in a Manifest.
 type ManifestFile struct {
 	Path   string `json:"path"`   // slash-separated, relative to the project root
-	Policy string `json:"policy"` // PolicyRuntime, PolicyMerge or PolicyUser
+	Policy string `json:"policy"` // PolicyRuntime, PolicyGenerated, PolicyMerge or PolicyUser
 	SHA256 string `json:"sha256"` // lower-case hex of the content as generated
 }
 
@@ -60,6 +64,13 @@ func (m *Manifest) Lookup(path string) (ManifestFile, bool) {
 		}
 	}
 	return ManifestFile{}, false
+}
+
+// Replaced reports whether files of the policy belong to the generator:
+// every upgrade replaces them with the new version (PolicyRuntime,
+// PolicyGenerated).
+func Replaced(policy string) bool {
+	return policy == PolicyRuntime || policy == PolicyGenerated
 }
 
 // Hash returns the lower-case hex SHA-256 of data, as recorded in manifests.

@@ -18,11 +18,15 @@ type File struct {
 	Path   string      // slash-separated, relative to the project root
 	Data   []byte      // content
 	Mode   fs.FileMode // permission bits
-	Policy string      // PolicyRuntime, PolicyMerge, PolicyUser or PolicyState
+	Policy string      // PolicyRuntime, PolicyGenerated, PolicyMerge, PolicyUser or PolicyState
 }
 
 // userFiles are written once and then belong to the user.
-var userFiles = map[string]bool{"tools.go": true, "tools_test.go": true}
+var userFiles = map[string]bool{"tools.go": true, "tools_test.go": true, "LICENSE": true}
+
+// generatedDir holds the guides that describe the vendored runtime: owned
+// by the generator (PolicyGenerated), replaced by every upgrade.
+const generatedDir = "docs"
 
 // templateSuffix marks files that are text/template sources. Other files
 // under templates/ are copied verbatim (go.sum is one).
@@ -57,7 +61,8 @@ type TemplateData struct {
 //     others are copied verbatim; Go files are gofmt'd;
 //   - each file of runtime (an FS whose top-level directories are the
 //     runtime packages) under internal/, Go files rewritten by VendorGo;
-//     "*_heavy_test.go" files stay behind;
+//     "*_heavy_test.go" files (crash, fuzz, benchmarks) and
+//     "*_repo_test.go" files (checks of this repository's docs) stay behind;
 //   - the manifest and the merge base (PolicyState).
 //
 // Render is pure: the same arguments always give the same bytes.
@@ -201,8 +206,11 @@ func renderTemplates(fsys fs.FS, dir string, data TemplateData, out func(string)
 			return err
 		}
 		policy := PolicyMerge
-		if userFiles[name] {
+		switch {
+		case userFiles[name]:
 			policy = PolicyUser
+		case strings.HasPrefix(name, generatedDir+"/"):
+			policy = PolicyGenerated
 		}
 		files = append(files, File{Path: name, Data: src, Mode: 0o644, Policy: policy})
 		return nil
@@ -213,13 +221,21 @@ func renderTemplates(fsys fs.FS, dir string, data TemplateData, out func(string)
 	return files, nil
 }
 
+// staysBehind reports whether the runtime file p is not vendored: heavy
+// tests (crash, fuzz, benchmarks: "*_heavy_test.go") and tests of this
+// repository's own files, such as the generated docs checked against the
+// runtime's constants ("*_repo_test.go").
+func staysBehind(p string) bool {
+	return strings.HasSuffix(p, "_heavy_test.go") || strings.HasSuffix(p, "_repo_test.go")
+}
+
 func renderRuntime(fsys fs.FS, mod string) ([]File, error) {
 	var files []File
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if strings.HasSuffix(p, "_heavy_test.go") {
+		if staysBehind(p) {
 			return nil
 		}
 		if !strings.Contains(p, "/") {

@@ -21,7 +21,7 @@ func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byt
 	dirs := map[string]bool{}
 	for _, f := range m.Files {
 		paths[f.Path] = true
-		if f.Policy == gen.PolicyRuntime {
+		if gen.Replaced(f.Policy) {
 			dirs[path.Dir(f.Path)] = true
 		}
 	}
@@ -30,7 +30,7 @@ func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byt
 			continue
 		}
 		paths[f.Path] = true
-		if f.Policy == gen.PolicyRuntime {
+		if gen.Replaced(f.Policy) {
 			dirs[path.Dir(f.Path)] = true
 		}
 	}

@@ -9,9 +9,10 @@
 // and what this generator renders now. [Plan] decides, purely, what happens
 // to each file according to its policy:
 //
-//   - runtime (vendored internal/ packages): replaced; a copy the user
-//     edited is kept beside it as FILE.user-edit and reported;
-//   - user (tools.go, tools_test.go, tools_*.go): never touched;
+//   - runtime (vendored internal/ packages) and generated (the guides in
+//     docs/): replaced; a copy the user edited is kept beside it as
+//     FILE.user-edit and reported;
+//   - user (tools.go, tools_test.go, tools_*.go, LICENSE): never touched;
 //   - merge (everything else): [Merge3], a line-based three-way merge with
 //     standard conflict markers; go.mod is merged by meaning ([MergeGoMod])
 //     and go.sum is the union of both ([MergeGoSum]).

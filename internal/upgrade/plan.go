@@ -43,7 +43,7 @@ const BackupSuffix = ".user-edit"
 type Change struct {
 	Path   string // slash-separated, relative to the project root
 	Action Action
-	Policy string // gen.PolicyRuntime, gen.PolicyMerge or gen.PolicyUser
+	Policy string // gen.PolicyRuntime, gen.PolicyGenerated, gen.PolicyMerge or gen.PolicyUser
 
 	Old  []byte      // content on disk now; nil if absent
 	New  []byte      // content after the upgrade; nil if absent
@@ -303,7 +303,7 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 		switch {
 		case !edited:
 			c.Action, c.New = Removed, nil
-		case c.Policy == gen.PolicyRuntime:
+		case gen.Replaced(c.Policy):
 			c.Action, c.New, c.Backup = Removed, nil, p.backupName(path)
 		default:
 			c.Action, c.Note = Kept, "yours; no longer generated"
@@ -312,7 +312,7 @@ func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.Fil
 		c.Action = Unchanged
 	case !edited && p.merges[path] == nil:
 		c.Action, c.New = Updated, nf.Data
-	case nf.Policy == gen.PolicyRuntime:
+	case gen.Replaced(nf.Policy):
 		c.Action, c.New, c.Backup = Replaced, nf.Data, p.backupName(path)
 	default:
 		var base []byte
@@ -379,12 +379,15 @@ func (c Change) Lines() []string {
 	}
 	lines := []string{line}
 	switch {
-	case c.Backup != "" && c.Policy != gen.PolicyRuntime:
+	case c.Backup != "" && !gen.Replaced(c.Policy):
 		lines = append(lines, fmt.Sprintf("WARNING: %s as it was is kept at %s (not compiled)", c.Path, c.Backup))
 	case c.Backup != "":
 		what := "generated code, replaced by every upgrade"
 		if c.New == nil {
 			what = "generated code this version no longer has"
+		}
+		if c.Policy == gen.PolicyGenerated {
+			what = strings.Replace(what, "generated code", "a generated file", 1)
 		}
 		lines = append(lines, fmt.Sprintf("WARNING: you edited %s (%s); your copy is kept at %s", c.Path, what, c.Backup))
 	}

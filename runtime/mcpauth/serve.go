@@ -52,7 +52,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// context. Request bodies get their own read deadline instead
 		// (readBody), cleared once they are read.
 		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
+		MaxHeaderBytes: maxHeaderBytes,
 		BaseContext:    func(net.Listener) context.Context { return base },
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -91,6 +91,9 @@ type timeouts struct {
 	body    time.Duration // the body of an OAuth request (/authorize, /token, /revoke, /register)
 	mcpBody time.Duration // the body of an MCP request; not its response, which may stream
 }
+
+// maxHeaderBytes bounds a request's headers; past it net/http answers 431.
+const maxHeaderBytes = 64 << 10
 
 var defaultTimeouts = timeouts{header: 10 * time.Second, body: 10 * time.Second, mcpBody: 30 * time.Second}
 
