@@ -103,7 +103,7 @@ func TestSecurityDoc(t *testing.T) {
 		"registered apps":                                     {docInt(lim.Clients)},
 		"throttle counters":                                   {docInt(lim.ThrottleKeys) + " keys per rule"},
 		"MCP sessions (protocol revisions before 2026-07-28)": {docInt(lim.SessionsPerUser) + " per user", "after " + docDur(sessionIdleTTL) + " idle"},
-		"client ID metadata documents": {"at most " + docSize(maxMetadataDoc), "within " + docDur(metadataTimeout), docInt(maxFetchingPerHost) + " fetches per host",
+		"client ID metadata documents": {"at most " + docSize(maxMetadataDoc), "within " + docDur(metadataTimeout), docInt(maxFetchingPerHost) + " fetches per host", docInt(maxFetchingPerAddr) + " per client address",
 			docInt(maxMetadataFetching) + " in all", "kept " + docDur(metadataDefaultTTL), "(" + docDur(metadataMaxTTL) + " at most", docInt(maxMetadataCache) + " kept",
 			"remembered " + docDur(metadataFailureTTL)},
 
