@@ -33,7 +33,11 @@
 // single "listening" line with the MCP URL; a bad value is an error that
 // names the flag and the variable. SIGINT or SIGTERM shuts the server down
 // gracefully. Logs go to stderr (in stdio mode stdout carries the protocol),
-// as text or, with --log-format json, as JSON lines.
+// as text or, with --log-format json, as JSON lines. serve buffers them
+// (32 KiB) and writes them out every 100 ms, at once after a WARN or ERROR
+// line, and when it stops, also on an error: one system call per batch
+// rather than per line. A server killed with SIGKILL may lose its last
+// 100 ms of INFO lines.
 //
 // Tool calls are checked against each tool's input schema before the
 // handler runs: a missing, unknown or mistyped argument is answered with a

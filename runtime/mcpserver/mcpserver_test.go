@@ -621,14 +621,59 @@ func TestMetricsAndAudit(t *testing.T) {
 	if _, err := mcpauthtest.CallTool(t.Context(), srv.URL+"/mcp", token, "add", map[string]any{"a": 1}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), `msg="tool call" user=alice`) || !strings.Contains(logs.String(), "tool=add") {
-		t.Errorf("no audit event for the tool call:\n%s", logs.String())
-	}
 	status, _, body := get(t, srv.MetricsURL, "")
 	if status != http.StatusOK || !strings.Contains(body, `mcp_tool_calls_total{outcome="tool_error",tool="add"} 1`) {
 		t.Errorf("GET %s = %d, want the refused call counted:\n%s", srv.MetricsURL, status, body)
 	}
 	if status, _, _ := get(t, srv.URL+"/metrics", ""); status != http.StatusNotFound {
 		t.Errorf("GET /metrics on the public listener = %d, want 404", status)
+	}
+	// The log is buffered: the audit event (INFO) is out at the latest
+	// when the server stops.
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `msg="tool call" user=alice`) || !strings.Contains(logs.String(), "tool=add") {
+		t.Errorf("no audit event for the tool call:\n%s", logs.String())
+	}
+}
+
+// TestLogFlush: serve's log is buffered, but a warning is written at once,
+// with the lines before it, and everything is written when the server
+// stops.
+func TestLogFlush(t *testing.T) {
+	srv, logs := startServer(t, testOptions())
+	token := signIn(t, srv.URL)
+	if _, err := mcpauthtest.CallTool(t.Context(), srv.URL+"/mcp", token, "whoami", nil); err != nil {
+		t.Fatal(err)
+	}
+	// X-Forwarded-For from a peer that is not a trusted proxy: one
+	// warning, logged before the response.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := logs.String()
+	warn := strings.Index(got, "level=WARN msg=\"mcpauth: ignoring X-Forwarded-For")
+	call := strings.Index(got, `msg="tool call" user=alice`)
+	if warn < 0 || call < 0 || call > warn {
+		t.Errorf("once the response arrived, the log should hold the tool call, then the warning:\n%s", got)
+	}
+
+	if _, err := mcpauthtest.CallTool(t.Context(), srv.URL+"/mcp", token, "whoami", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	got = logs.String()
+	if n := strings.Count(got, `msg="tool call" user=alice`); n != 2 || !strings.HasSuffix(got, "level=INFO msg=stopped\n") {
+		t.Errorf("after Stop the log holds %d tool calls, want 2, and ends with the stopped line:\n%s", n, got)
 	}
 }

@@ -146,7 +146,21 @@ func Start(ctx context.Context, opts Options, args []string, env Env) (*Running,
 		}
 		return nil, err
 	}
-	log := newLogger(c.logFormat, env)
+	// The log is buffered (log.go); whatever returns from here on
+	// flushes it first.
+	logs := newLogBuffer(env.Stderr, logFlushAfter)
+	log := newLogger(c.logFormat, logs, env)
+	r, err := start(ctx, opts, c, log, logs)
+	if err != nil {
+		logs.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// start is Start after the flags are parsed; the caller closes logs if it
+// fails, the server's goroutine when it stops.
+func start(ctx context.Context, opts Options, c serveConfig, log *slog.Logger, logs *logBuffer) (*Running, error) {
 	cfg, err := c.authConfig(opts, log)
 	if err != nil {
 		return nil, err
@@ -209,8 +223,10 @@ func Start(ctx context.Context, opts Options, args []string, env Env) (*Running,
 		go metricsSrv.Serve(metricsLn)
 	}
 	log.Info("listening", attrs...)
+	logs.Flush() // the start is worth seeing at once
 	go func() {
 		defer close(r.done)
+		defer logs.Close() // before done: Main exits right after
 		r.err = srv.Serve(ctx, ln)
 		if metricsSrv != nil {
 			metricsSrv.Close()

@@ -31,7 +31,7 @@ func stdio(ctx context.Context, opts Options, args []string, env Env) error {
 		}
 		return err
 	}
-	log := newLogger(format, env)
+	log := newLogger(format, env.Stderr, env)
 	id := mcpauth.Identity{User: localUser(env)}
 	s := server.NewStdioServer(opts.newMCPServer(log, nil))
 	s.SetErrorLogger(slogLogger(log))
