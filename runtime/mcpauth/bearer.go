@@ -133,11 +133,14 @@ var (
 // does not (or no longer) grant access to this resource, or
 // errInsufficientScope if it lacks the mcp scope. It is HTTP-free.
 func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
-	if len(token) != 43 { // every access token is 32 bytes, base64url
+	if len(token) != accessTokenLen {
 		return nil, errInvalidToken
 	}
-	sum := sha256.Sum256([]byte(token))
-	info, err := s.lookupAccess(ctx, sum)
+	var buf [accessTokenLen]byte // hashed without a copy on the heap
+	copy(buf[:], token)
+	sum := sha256.Sum256(buf[:])
+	now := s.now()
+	info, id, err := s.lookupAccess(ctx, sum, now)
 	if errors.Is(err, authstore.ErrNotFound) {
 		return nil, errInvalidToken
 	}
@@ -154,12 +157,27 @@ func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
 	if !exists || stamp != info.Stamp {
 		return nil, errInvalidToken
 	}
-	scopes := strings.Fields(info.Scope)
-	if !slices.Contains(scopes, scopeMCP) {
+	if id == nil {
 		return nil, errInsufficientScope
 	}
-	s.touchGrant(info.GrantID)
-	return &Identity{User: info.User, ClientID: info.ClientID, Scopes: scopes}, nil
+	s.touchGrant(info.GrantID, now)
+	return id, nil
+}
+
+// accessTokenLen is the length of every access token: 32 random bytes,
+// base64url.
+const accessTokenLen = 43
+
+// identityOf is the identity an access token carries, nil if it lacks
+// the mcp scope. It is shared by every request with the token (cached
+// with it), so nothing may modify it; IdentityFromContext hands out
+// copies.
+func identityOf(info *authstore.Access) *Identity {
+	scopes := strings.Fields(info.Scope)
+	if !slices.Contains(scopes, scopeMCP) {
+		return nil
+	}
+	return &Identity{User: info.User, ClientID: info.ClientID, Scopes: scopes}
 }
 
 // grantTouches remembers when this replica last recorded the use of each
@@ -179,8 +197,7 @@ const (
 // touchGrant records a use of the grant now, unless this replica did
 // within touchEvery. The write happens off the request path; if it fails
 // (database busy) the grant's "last used" is merely a little older.
-func (s *Server) touchGrant(grantID string) {
-	now := s.now()
+func (s *Server) touchGrant(grantID string, now time.Time) {
 	t := &s.touches
 	t.mu.RLock()
 	last, ok := t.last[grantID]
@@ -205,22 +222,23 @@ func (s *Server) touchGrant(grantID string) {
 	}()
 }
 
-// lookupAccess finds a live access token by its hash: in the cache of hot
-// tokens while this replica holds its revocation lease, or with one indexed
-// lookup.
-func (s *Server) lookupAccess(ctx context.Context, sum [32]byte) (*authstore.Access, error) {
-	now := s.now()
-	info, gen := s.cache.get(sum, now)
+// lookupAccess finds a live access token by its hash, and the identity it
+// carries (identityOf): in the cache of hot tokens while this replica
+// holds its revocation lease, or with one indexed lookup.
+func (s *Server) lookupAccess(ctx context.Context, sum [32]byte, now time.Time) (*authstore.Access, *Identity, error) {
+	e, gen := s.cache.get(sum, now)
 	// The cache is trusted only under the revocation lease (coherence.go).
-	if info != nil && s.fresh() {
-		return info, nil
+	if e.info != nil && s.fresh() {
+		return e.info, e.id, nil
 	}
-	info, err := s.store.LookupAccess(ctx, sum[:], now)
+	key := sum // escapes to the store: copied here, not on the cached path
+	info, err := s.store.LookupAccess(ctx, key[:], now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.cache.put(sum, info, info.ExpiresAt, gen)
-	return info, nil
+	id := identityOf(info)
+	s.cache.put(sum, cachedToken{info: info, id: id, expires: info.ExpiresAt}, gen)
+	return info, id, nil
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer" header.
@@ -245,12 +263,23 @@ func (s *Server) buildChallenges() {
 // hostAllowed implements DNS-rebinding protection: a request that arrived
 // on a loopback address must name a loopback host or the base URL's host.
 func (s *Server) hostAllowed(r *http.Request) bool {
-	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok || la == nil {
+	if r.Host == s.baseHost { // the usual case, allowed on any listener
 		return true
 	}
-	ap, err := netip.ParseAddrPort(la.String())
-	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+	var local netip.Addr
+	switch la := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		local = la.AddrPort().Addr()
+	case net.Addr:
+		ap, err := netip.ParseAddrPort(la.String())
+		if err != nil {
+			return true
+		}
+		local = ap.Addr()
+	default:
+		return true
+	}
+	if !local.Unmap().IsLoopback() {
 		return true
 	}
 	if hostWithoutDefaultPort(s.scheme(), r.Host) == s.baseHost {

@@ -32,7 +32,7 @@ func (f fakeUsers) Stamps() (map[string]string, uint64) { return f, 1 }
 
 // newVerifyServer is a Server with a real store and fake users, without
 // HTTP, for table tests of the bearer check.
-func newVerifyServer(t *testing.T, now time.Time) *Server {
+func newVerifyServer(t testing.TB, now time.Time) *Server {
 	t.Helper()
 	s, err := newServer(Config{BaseURL: "https://mcp.example.com", Now: func() time.Time { return now }})
 	if err != nil {
@@ -53,7 +53,7 @@ func newVerifyServer(t *testing.T, now time.Time) *Server {
 }
 
 // issueAccess stores a grant and an access token and returns the token.
-func issueAccess(t *testing.T, s *Server, user, stamp, scope, resource string, expires time.Time) (token, grantID string) {
+func issueAccess(t testing.TB, s *Server, user, stamp, scope, resource string, expires time.Time) (token, grantID string) {
 	t.Helper()
 	ctx := t.Context()
 	now := s.now()
@@ -165,6 +165,10 @@ func TestHostAndOriginChecks(t *testing.T) {
 		{loopback, "evil.example", false}, // DNS rebinding
 		{loopback, "evil.example:8080", false},
 		{public, "evil.example", true}, // not a loopback listener
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8080}, "evil.example", false},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 8080}, "evil.example", false},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 8080}, "localhost", true},
+		{&net.UnixAddr{Name: "/run/mcp.sock", Net: "unix"}, "evil.example", true}, // not an IP listener
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
 		r.Host = tc.host
@@ -338,5 +342,29 @@ func TestVerifyCacheNeverOutlivesRevocation(t *testing.T) {
 	s.users.(fakeUsers)["bob"] = "stamp-2b"
 	if _, err := s.verify(ctx, tok); !errors.Is(err, errInvalidToken) {
 		t.Fatalf("token after a password change: %v, want errInvalidToken", err)
+	}
+}
+
+// TestBearerCheckDoesNotAllocate: the Host check and the bearer check of a
+// cached token, which every MCP request pays, allocate nothing (no timing:
+// allocations are counted).
+func TestBearerCheckDoesNotAllocate(t *testing.T) {
+	now := time.Now()
+	s := newVerifyServer(t, now)
+	tok, _ := issueAccess(t, s, "alice", "stamp-1", scopeMCP, s.resource, now.Add(time.Hour))
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	if _, status, _ := s.authenticate(r); status != 0 {
+		t.Fatalf("the token is refused: %d", status)
+	}
+	for _, host := range []string{s.baseHost, "localhost:8080"} {
+		r.Host = host
+		r := r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
+		if n := testing.AllocsPerRun(100, func() { s.hostAllowed(r) }); n != 0 {
+			t.Errorf("hostAllowed (Host %s) allocates %v times per request", host, n)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { s.authenticate(r) }); n != 0 {
+		t.Errorf("the bearer check of a cached token allocates %v times per request", n)
 	}
 }

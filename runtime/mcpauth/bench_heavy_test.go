@@ -8,6 +8,12 @@ package mcpauth_test
 // BenchmarkToolsCall compares tools/call through the whole HTTP stack behind
 // mcpauth (valid bearer) with the same mcp-go server bare.
 // BenchmarkRefresh measures the refresh_token grant at /token.
+// BenchmarkBearerRoundTrips counts the database operations of
+// authenticated tools/call requests in steady state (one token, warmed up),
+// on SQLite and, with MCP_TEST_POSTGRES, PostgreSQL: roundtrips/op counts
+// those a request makes (the target is zero while the token is cached),
+// background-roundtrips/op those of the replica's heartbeat and the
+// probes, which do not grow with the load.
 // BenchmarkBearerLookup measures requests to /mcp with 1k and 1M stored
 // access tokens, each request carrying a token drawn uniformly from all of
 // them. The seeded databases are built once and cached in
@@ -32,6 +38,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	_ "modernc.org/sqlite"
 
+	"github.com/mcpgen/create-mcp-server/runtime/authstoretest"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauthtest"
 	"github.com/mcpgen/create-mcp-server/runtime/userfile"
@@ -77,6 +84,75 @@ func BenchmarkToolsCall(b *testing.B) {
 		defer srv.Close()
 		callLoop(b, srv.URL+"/mcp", "")
 	})
+}
+
+// backgroundOps are the store operations that do not come from a request:
+// the replica protocol's heartbeat (coherence.go), /readyz and /healthz,
+// the metrics gauges and the periodic cleanup.
+var backgroundOps = map[string]bool{
+	"epoch": true, "ack": true, "lagging": true, "watch_epochs": true, "leave_replica": true,
+	"ping": true, "stats": true, "cleanup": true,
+}
+
+// dbOps returns how many store operations m has observed: made by
+// requests, and in the background (backgroundOps).
+func dbOps(b *testing.B, m *mcpauth.Metrics) (requests, background float64) {
+	b.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "mcp_db_operation_duration_seconds" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			n := float64(metric.GetHistogram().GetSampleCount())
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "op" && backgroundOps[l.GetValue()] {
+					background += n
+					n = 0
+				}
+			}
+			requests += n
+		}
+	}
+	return requests, background
+}
+
+func BenchmarkBearerRoundTrips(b *testing.B) {
+	for _, engine := range authstoretest.Engines() {
+		for _, proto := range []string{"2026-07-28", "2025-11-25"} {
+			b.Run(engine.Name+"/"+proto, func(b *testing.B) {
+				dsn := engine.NewDSN(b)
+				e := newEnv(b, func(c *mcpauth.Config) { c.Logger, c.Database = quietLogger(), dsn })
+				tok := e.tokens(e.register(nil))
+				ctx := context.Background()
+				c, err := mcpauthtest.Connect(ctx, e.mcpURL, tok.AccessToken, proto)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				var req mcp.CallToolRequest
+				req.Params.Name = "echo"
+				req.Params.Arguments = map[string]any{"text": "hello"}
+				call := func() {
+					if res, err := c.CallTool(ctx, req); err != nil || res.IsError {
+						b.Fatalf("tools/call: %v %v", err, res)
+					}
+				}
+				call() // the token is cached, the grant's last use recorded
+				time.Sleep(100 * time.Millisecond)
+				req0, bg0 := dbOps(b, e.cfg.Metrics)
+				for b.Loop() {
+					call()
+				}
+				req1, bg1 := dbOps(b, e.cfg.Metrics)
+				b.ReportMetric((req1-req0)/float64(b.N), "roundtrips/op")
+				b.ReportMetric((bg1-bg0)/float64(b.N), "background-roundtrips/op")
+			})
+		}
+	}
 }
 
 func BenchmarkRefresh(b *testing.B) {

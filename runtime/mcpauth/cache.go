@@ -24,6 +24,7 @@ type tokenCache struct {
 
 type cachedToken struct {
 	info    *authstore.Access
+	id      *Identity // identityOf(info), built once
 	expires time.Time
 }
 
@@ -37,20 +38,20 @@ func newTokenCache() *tokenCache {
 	return &tokenCache{m: make(map[[32]byte]cachedToken)}
 }
 
-// get returns the cached validation of a token hash, and the generation to
-// pass to put after a database lookup.
-func (c *tokenCache) get(key [32]byte, now time.Time) (*authstore.Access, uint64) {
+// get returns the cached validation of a token hash (a zero cachedToken
+// if none), and the generation to pass to put after a database lookup.
+func (c *tokenCache) get(key [32]byte, now time.Time) (cachedToken, uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.m[key]
 	if ok && now.Before(e.expires) {
-		return e.info, c.gen
+		return e, c.gen
 	}
-	return nil, c.gen
+	return cachedToken{}, c.gen
 }
 
 // put caches a validation made while the cache was at generation gen.
-func (c *tokenCache) put(key [32]byte, info *authstore.Access, expires time.Time, gen uint64) {
+func (c *tokenCache) put(key [32]byte, e cachedToken, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
@@ -62,7 +63,7 @@ func (c *tokenCache) put(key [32]byte, info *authstore.Access, expires time.Time
 			break
 		}
 	}
-	c.m[key] = cachedToken{info: info, expires: expires}
+	c.m[key] = e
 }
 
 // invalidate drops every entry.
