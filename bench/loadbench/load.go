@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,9 @@ import (
 const (
 	protoStateless = "2026-07-28" // every request stands alone, no session
 	protoSession   = "2025-11-25" // initialize once per client, then Mcp-Session-Id
+	// loadRefresh stands for a protocol: the refresh_token grant at the
+	// token endpoint instead of tools/call.
+	loadRefresh = "refresh"
 )
 
 // echoText is the argument of every call; a successful answer contains it.
@@ -37,7 +41,15 @@ type target struct {
 	url   string // its MCP endpoint
 	token string // bearer access token, "" for none
 	pid   int
+	// For the refresh load: the token endpoint, the public client's ID
+	// and one chain of refresh tokens per client.
+	tokenURL string
+	clientID string
+	chains   []*chain
 }
+
+// chain is one grant's current refresh token: each refresh rotates it.
+type chain struct{ refresh string }
 
 // callBody is the JSON-RPC tools/call request of protocol revision proto.
 // 2026-07-28 carries the protocol version and client capabilities in _meta
@@ -67,17 +79,26 @@ type client struct {
 	call    []byte // the whole tools/call request, headers and body
 	body    []byte // the last response body, valid until the next request
 	session string
+	chain   *chain // the refresh load's chain; nil for tools/call
 	lat     []time.Duration
 	errs    int
 	lastErr error
 }
 
 func newClient(t target, proto string) (*client, error) {
-	u, err := url.Parse(t.url)
+	endpoint := t.url
+	if proto == loadRefresh {
+		endpoint = t.tokenURL
+	}
+	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, err
 	}
 	c := &client{t: t, proto: proto, host: u.Host, path: u.RequestURI()}
+	if proto == loadRefresh {
+		c.header = []string{"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"}
+		return c, nil
+	}
 	c.header = []string{
 		"Content-Type: application/json",
 		"Accept: application/json, text/event-stream",
@@ -229,7 +250,7 @@ func (c *client) readBody(n int) error {
 // open starts a session for protocol revisions that have one: initialize,
 // then notifications/initialized.
 func (c *client) open() error {
-	if c.proto == protoStateless {
+	if c.proto == protoStateless || c.proto == loadRefresh {
 		return nil
 	}
 	init := []byte(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"` + c.proto + `",` +
@@ -279,11 +300,33 @@ func (c *client) callOnce() error {
 	return nil
 }
 
+// refreshOnce redeems the chain's refresh token at the token endpoint (a
+// public client) and keeps the rotated one.
+func (c *client) refreshOnce() error {
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.chain.refresh}, "client_id": {c.t.clientID}}
+	st, _, err := c.roundTrip(c.request(http.MethodPost, c.header, []byte(form.Encode())))
+	if err != nil {
+		return err
+	}
+	var tok struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if st != http.StatusOK || json.Unmarshal(c.body, &tok) != nil || tok.RefreshToken == "" {
+		return fmt.Errorf("refresh: HTTP %d: %.300s", st, c.body)
+	}
+	c.chain.refresh = tok.RefreshToken
+	return nil
+}
+
 // run calls back to back until stop is set, recording latencies if record.
 func (c *client) run(ctx context.Context, stop *atomic.Bool, record bool) {
+	step := c.callOnce
+	if c.chain != nil {
+		step = c.refreshOnce
+	}
 	for !stop.Load() && ctx.Err() == nil {
 		start := time.Now()
-		err := c.callOnce()
+		err := step()
 		d := time.Since(start)
 		if err != nil {
 			c.errs++
@@ -324,6 +367,12 @@ func runRound(ctx context.Context, t target, proto string, n int, warmup, durati
 			return roundResult{}, err
 		}
 		c.lat = make([]time.Duration, 0, 1<<14)
+		if proto == loadRefresh {
+			if i >= len(t.chains) {
+				return roundResult{}, fmt.Errorf("%s: %d clients, but only %d refresh token chains", t.name, n, len(t.chains))
+			}
+			c.chain = t.chains[i]
+		}
 		clients[i] = c
 	}
 	defer func() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,5 +90,42 @@ func TestPercentile(t *testing.T) {
 	}
 	if s := spreadOf([]float64{3, 1, 2, 10}); s != (spread{med: 2.5, lo: 1, hi: 10}) {
 		t.Errorf("spreadOf = %+v", s)
+	}
+}
+
+// The refresh load redeems each chain's refresh token and keeps the
+// rotated one; a refused refresh is an error.
+func TestRefreshClient(t *testing.T) {
+	var next int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if r.URL.Path != "/token" || r.Form.Get("grant_type") != "refresh_token" || r.Form.Get("client_id") != "cid" ||
+			r.Form.Get("refresh_token") != fmt.Sprintf("rt-%d", next) {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"invalid_grant"}`))
+			return
+		}
+		next++
+		fmt.Fprintf(w, `{"access_token":"at","refresh_token":"rt-%d"}`, next)
+	}))
+	defer srv.Close()
+	ch := &chain{refresh: "rt-0"}
+	c, err := newClient(target{name: "test", tokenURL: srv.URL + "/token", clientID: "cid"}, loadRefresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.chain = ch
+	for i := range 3 {
+		if err := c.refreshOnce(); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+	}
+	if ch.refresh != "rt-3" {
+		t.Errorf("the chain holds %q, want rt-3", ch.refresh)
+	}
+	ch.refresh = "rt-0" // reused: refused
+	if err := c.refreshOnce(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("a reused refresh token: %v, want the refusal", err)
 	}
 }

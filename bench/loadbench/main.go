@@ -29,6 +29,15 @@
 //	go run ./bench/loadbench -profile /tmp/prof  # also CPU and allocation profiles of the servers
 //	go run ./bench/loadbench -compare /tmp/edited-project
 //	go run ./bench/loadbench -serve-args '--db postgres://user:pw@127.0.0.1:5432/bench'
+//	go run ./bench/loadbench -variant 'postgres=--db postgres://user:pw@127.0.0.1:5432/bench'
+//	go run ./bench/loadbench -load refresh -variant 'postgres=--db postgres://…'
+//
+// -variant NAME=ARGS starts one more server from the generated binary with
+// ARGS added to serve's arguments (e.g. another database) and reports it
+// against the same plain rounds. -load refresh drives the token endpoint
+// instead of tools/call: each client redeems its own chain of refresh
+// tokens (one grant each) back to back; the plain server has no token
+// endpoint, so the generated servers are compared with each other.
 //
 // It needs Linux (/proc) and taskset, and is not a test: nothing asserts a
 // time.
@@ -66,11 +75,14 @@ type options struct {
 	profile    string
 	serveArgs  []string
 	nice       int
-	compare    map[string]string // name → project directory
+	compare    map[string]string   // name → project directory
+	variants   map[string][]string // name → extra serve arguments
+	variantOrd []string
+	load       string // "tools" or "refresh"
 }
 
 func main() {
-	o := options{compare: map[string]string{}}
+	o := options{compare: map[string]string{}, variants: map[string][]string{}}
 	var clients, protocols, serveArgs string
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds per setting and server")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each round")
@@ -96,7 +108,20 @@ func main() {
 		o.compare[name] = abs
 		return nil
 	})
+	flag.Func("variant", "also benchmark the generated binary started with extra serve `NAME=ARGS`, e.g. 'postgres=--db postgres://...' (repeatable)", func(v string) error {
+		name, args, ok := strings.Cut(v, "=")
+		if !ok || name == "" || name == "generated" || name == "plain" || o.variants[name] != nil {
+			return fmt.Errorf("want a new NAME=ARGS, got %q", v)
+		}
+		o.variants[name] = strings.Fields(args)
+		o.variantOrd = append(o.variantOrd, name)
+		return nil
+	})
+	flag.StringVar(&o.load, "load", "tools", "what each client sends back to back: tools (authenticated tools/call) or refresh (the refresh_token grant at /token)")
 	flag.Parse()
+	if o.load != "tools" && o.load != loadRefresh {
+		fatalf("-load: %q: want tools or refresh", o.load)
+	}
 	for _, f := range strings.Split(clients, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -112,6 +137,9 @@ func main() {
 		o.protocols = append(o.protocols, p)
 	}
 	o.serveArgs = strings.Fields(serveArgs)
+	if o.load == loadRefresh {
+		o.protocols = []string{loadRefresh}
+	}
 	if o.rounds < 1 || o.duration < time.Second {
 		fatalf("-rounds must be at least 1 and -duration at least 1s")
 	}
@@ -160,7 +188,7 @@ func (s *server) refresh(ctx context.Context) error {
 // startGenerated sets up and starts the server of a generated project:
 // its own run directory under work (users.txt and auth.db, the defaults of
 // serve), a user, and an access token from the OAuth flow.
-func startGenerated(ctx context.Context, o options, name, binary string) (*server, error) {
+func startGenerated(ctx context.Context, o options, name, binary string, extra ...string) (*server, error) {
 	runDir := filepath.Join(o.work, "run-"+name)
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, err
@@ -184,6 +212,7 @@ func startGenerated(ctx context.Context, o options, name, binary string) (*serve
 		args = append(args, "--metrics-addr", s.metricsAddr)
 	}
 	args = append(args, o.serveArgs...)
+	args = append(args, extra...)
 	if s.proc, err = start(name, runDir, o.serverCPUs, o.nice, addr, filepath.Join(o.work, name+".log"), o.profile != "", binary, args...); err != nil {
 		return nil, err
 	}
@@ -193,6 +222,23 @@ func startGenerated(ctx context.Context, o options, name, binary string) (*serve
 		return nil, fmt.Errorf("%s: sign in: %w", name, err)
 	}
 	s.tokenAt, s.token = time.Now(), s.tok.AccessToken
+	if o.load == loadRefresh {
+		// One grant per client, all of the one registered client.
+		s.tokenURL, s.clientID = "http://"+addr+"/token", s.oauth.ClientID
+		for range slices.Max(o.clients) {
+			res, err := s.oauth.Authorize(ctx, mcpauthtest.AuthorizeOptions{Username: benchUser, Password: benchPassword})
+			if err != nil || res.Error != "" {
+				s.proc.stop()
+				return nil, fmt.Errorf("%s: sign in for a refresh chain: %v %s", name, err, res.Error)
+			}
+			tok, err := s.oauth.Exchange(ctx, res.Code, res.Verifier)
+			if err != nil {
+				s.proc.stop()
+				return nil, fmt.Errorf("%s: redeem a code for a refresh chain: %w", name, err)
+			}
+			s.chains = append(s.chains, &chain{refresh: tok.RefreshToken})
+		}
+	}
 	return s, nil
 }
 
@@ -257,6 +303,13 @@ func bench(ctx context.Context, o options) (err error) {
 		}
 		servers = append(servers, s)
 	}
+	for _, name := range o.variantOrd {
+		s, err := startGenerated(ctx, o, name, b.generated, o.variants[name]...)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, s)
+	}
 	// One call each, then the idle resident set.
 	for _, s := range servers {
 		if err := oneCall(s.target); err != nil {
@@ -278,6 +331,9 @@ func bench(ctx context.Context, o options) (err error) {
 		for _, proto := range o.protocols {
 			for _, n := range o.clients {
 				order := slices.Clone(servers)
+				if proto == loadRefresh { // plain has no token endpoint
+					order = slices.DeleteFunc(order, func(s *server) bool { return s.name == "plain" })
+				}
 				if r%2 == 1 {
 					slices.Reverse(order)
 				}
@@ -336,6 +392,10 @@ func bench(ctx context.Context, o options) (err error) {
 		if info, err := os.Stat(s.proc.logPath); err == nil {
 			logf("%s logged %d bytes", s.name, info.Size())
 		}
+	}
+	if o.load == loadRefresh {
+		fmt.Print(refreshReport(o, b, root, servers, results))
+		return nil
 	}
 	fmt.Print(report(o, b, root, gen.metricsAddr != "", servers, results))
 	return nil
@@ -490,6 +550,31 @@ func report(o options, b builds, root string, metrics bool, servers []*server, r
 					s.name, protoLabel(proto), n, spreadOf(c.tput).format("%.0f"), spreadOf(c.ratio).format("%.2f"),
 					durSpread(c.cpu), spreadOf(c.cpuRatio).format("%.2f"), durMedian(c.p99), float64(s.idle)/float64(plain.idle))
 			}
+		}
+	}
+	return w.String()
+}
+
+// refreshReport renders the refresh load's summary as Markdown: every
+// generated server, with its throughput against the first one's (the
+// default database) in the same rounds.
+func refreshReport(o options, b builds, root string, servers []*server, results map[string][]roundResult) string {
+	var w strings.Builder
+	fmt.Fprintf(&w, "\nMeasured %s on commit %s: %s, %d CPUs, Linux %s, %s, mcp-go %s.\n",
+		time.Now().UTC().Format("2006-01-02"), commit(root), cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), b.mcpGo)
+	fmt.Fprintf(&w, "The refresh_token grant at /token, each client redeeming its own chain back to back. Servers pinned to CPU %s, load generator to CPU %s; %d rounds of %s per server and setting after %s of warm-up, interleaved. Medians, with the range over rounds in parentheses.\n\n",
+		o.serverCPUs, o.clientCPUs, o.rounds, o.duration, o.warmup)
+	fmt.Fprintln(&w, "| server | clients | refreshes/s | against generated | CPU/refresh | p50 | p99 |")
+	fmt.Fprintln(&w, "|---|---|---|---|---|---|---|")
+	for _, s := range servers {
+		if s.name == "plain" {
+			continue
+		}
+		for _, n := range o.clients {
+			c := compareRounds(results[settingKey(loadRefresh, n, s.name)], results[settingKey(loadRefresh, n, "generated")])
+			fmt.Fprintf(&w, "| %s | %d | %s | %s | %s | %s | %s |\n",
+				s.name, n, spreadOf(c.tput).format("%.0f"), spreadOf(c.ratio).format("%.2f"),
+				durSpread(c.cpu), durMedian(c.p50), durMedian(c.p99))
 		}
 	}
 	return w.String()
