@@ -211,6 +211,11 @@ func startGenerated(ctx context.Context, o options, name, binary string, extra .
 		}
 		args = append(args, "--metrics-addr", s.metricsAddr)
 	}
+	if help, _ := exec.Command(binary, "serve", "-h").CombinedOutput(); strings.Contains(string(help), "max-connections") {
+		// Every client connects from 127.0.0.1, and one address may hold
+		// a sixteenth of the connections: room for 256 clients.
+		args = append(args, "--max-connections", "4096")
+	}
 	args = append(args, o.serveArgs...)
 	args = append(args, extra...)
 	if s.proc, err = start(name, runDir, o.serverCPUs, o.nice, addr, filepath.Join(o.work, name+".log"), o.profile != "", binary, args...); err != nil {
