@@ -592,13 +592,16 @@ func testKill(t *testing.T, d *deployment) {
 	<-allDone
 	t.Logf("%d operations; %d retried after a 502 or a cut connection", ops.Load(), retries.Load())
 
+	// The proxy learns that the replica is gone from a failed request (a
+	// refused connection, or a reset one it had kept alive), so requests
+	// may still be sent its way; none may be answered by it.
 	for _, h := range d.Proxy.hitsSince(m) {
-		if h.Replica == victim {
+		if h.Replica == victim && h.Status > 0 && h.Status != http.StatusBadGateway {
 			afterKill++
 		}
 	}
 	if afterKill > 0 {
-		t.Errorf("the proxy sent %d requests to the killed replica (a harness problem)", afterKill)
+		t.Errorf("the killed replica answered %d requests after the kill (a harness problem)", afterKill)
 	}
 	// Every grant still works, on every surviving replica.
 	for i, g := range grants {
