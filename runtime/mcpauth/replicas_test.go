@@ -130,12 +130,11 @@ func TestReplicasSignInAcross(t *testing.T) {
 	}
 }
 
-// A revocation on one replica holds on every other by the time its answer
-// arrives, even where the token was cached.
-func TestReplicasRevocationHoldsEverywhere(t *testing.T) {
-	c := newCluster(t, 3)
-	cl := c.client()
-	res, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"]})
+// signInTokens signs user in with cl (through whichever replica cl talks to)
+// and redeems the code.
+func signInTokens(t *testing.T, cl *mcpauthtest.Client, user string) *mcpauthtest.Token {
+	t.Helper()
+	res, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: user, Password: testUsers[user]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +142,15 @@ func TestReplicasRevocationHoldsEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tok
+}
+
+// A revocation on one replica holds on every other by the time its answer
+// arrives, even where the token was cached.
+func TestReplicasRevocationHoldsEverywhere(t *testing.T) {
+	c := newCluster(t, 3)
+	cl := c.client()
+	tok := signInTokens(t, cl, "alice")
 	for i := range 3 { // every replica validates, and caches, the token
 		for range 2 {
 			if st := c.bearer(i, tok.AccessToken); st == http.StatusUnauthorized {
@@ -200,14 +208,7 @@ func TestReplicasSessions(t *testing.T) {
 	c := newCluster(t, 3)
 	cl := c.client()
 	tokenFor := func(user string) string {
-		res, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: user, Password: testUsers[user]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := cl.Exchange(ctx(t), res.Code, res.Verifier)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := signInTokens(t, cl, user)
 		return tok.AccessToken
 	}
 	alice, bob := tokenFor("alice"), tokenFor("bob")
@@ -262,14 +263,7 @@ func TestReplicasSessions(t *testing.T) {
 func TestHostileRemovedUserStaysRemoved(t *testing.T) {
 	c := newCluster(t, 2)
 	cl := c.client()
-	res, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: "alice", Password: testUsers["alice"]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := cl.Exchange(ctx(t), res.Code, res.Verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := signInTokens(t, cl, "alice")
 	before, err := os.ReadFile(c.users)
 	if err != nil {
 		t.Fatal(err)
@@ -339,15 +333,7 @@ func TestHostileUsersFileGlitch(t *testing.T) {
 			cl := c.client()
 			tokens := map[string]string{}
 			for _, u := range []string{"alice", "bob"} {
-				res, err := cl.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: u, Password: testUsers[u]})
-				if err != nil {
-					t.Fatal(err)
-				}
-				tok, err := cl.Exchange(ctx(t), res.Code, res.Verifier)
-				if err != nil {
-					t.Fatal(err)
-				}
-				tokens[u] = tok.AccessToken
+				tokens[u] = signInTokens(t, cl, u).AccessToken
 			}
 			editUsers(t, func() { writeFileNewer(t, c.users, glitch.String()) }, c.servers...)
 			waitBearer(0, tokens["bob"], http.StatusUnauthorized)
