@@ -33,7 +33,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,52 +59,96 @@ type accountApp struct {
 	MetadataURL bool      // ClientID is a client metadata document URL
 }
 
-var accountPage = template.Must(template.New("account").Funcs(template.FuncMap{
-	"date": func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
-}).Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>Connected applications · {{.Server}}</title>
-<style>` + pageStyle + `
+// accountStyle is the account page's style, after pageStyle.
+const accountStyle = `
 .apps{list-style:none;padding:0;margin:1rem 0}
 .apps li{padding:.75rem 1rem;background:#f4f5f7;border-radius:8px;margin:.75rem 0;overflow-wrap:anywhere}
 .apps form{margin-top:.5rem}
 .apps button{flex:none;padding:.45rem .9rem;font-size:.9rem}
 .done{color:#135c2e;background:#e7f6ec;padding:.5rem .75rem;border-radius:6px}
 .signout{margin-top:1.5rem}
-</style>
-</head>
-<body>
-<main>
-<h1>Connected applications</h1>
-<p>Signed in to {{.Server}} as <strong>{{.User}}</strong>.</p>
-{{if .Done}}<p class="done" role="status">{{.Done}}</p>{{end}}
-{{if .Apps}}<p class="note">These applications can use this server on your behalf. Disconnecting one signs it out at once; it has to ask you again to reconnect.</p>
+`
+
+// accountPage lists the applications connected to the signed-in user's
+// account, each with a Disconnect button. Values are escaped as on every
+// page (page.text).
+func accountPage(d accountData) *page {
+	date := func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
+	p := new(page)
+	p.start("Connected applications · "+d.Server, accountStyle)
+	p.raw("<h1>Connected applications</h1>\n<p>Signed in to ")
+	p.text(d.Server)
+	p.raw(" as <strong>")
+	p.text(d.User)
+	p.raw("</strong>.</p>\n")
+	if d.Done != "" {
+		p.raw(`<p class="done" role="status">`)
+		p.text(d.Done)
+		p.raw("</p>")
+	}
+	p.raw("\n")
+	if len(d.Apps) == 0 {
+		p.raw("<p>No application is connected to your account.</p>\n")
+	} else {
+		p.raw(`<p class="note">These applications can use this server on your behalf. Disconnecting one signs it out at once; it has to ask you again to reconnect.</p>
 <ul class="apps">
-{{range .Apps}}<li>
-<p><strong>{{.Name}}</strong>{{if not .MetadataURL}} <span class="note">(name given by the application, not verified)</span>{{end}}</p>
-{{if .MetadataURL}}<p class="note">Application ID: {{.ClientID}}</p>{{end}}
-<p class="note">Sends you back to {{range $i, $h := .Hosts}}{{if $i}}, {{end}}<strong>{{$h}}</strong>{{end}}</p>
-<p class="note">Connected {{date .FirstUsed}} · {{if .LastUsed.IsZero}}not used since{{else}}last used {{date .LastUsed}}{{end}}</p>
+`)
+		for _, app := range d.Apps {
+			p.raw("<li>\n<p><strong>")
+			p.text(app.Name)
+			p.raw("</strong>")
+			if !app.MetadataURL {
+				p.raw(` <span class="note">(name given by the application, not verified)</span>`)
+			}
+			p.raw("</p>\n")
+			if app.MetadataURL {
+				p.raw(`<p class="note">Application ID: `)
+				p.text(app.ClientID)
+				p.raw("</p>")
+			}
+			p.raw("\n<p class=\"note\">Sends you back to ")
+			for i, h := range app.Hosts {
+				if i > 0 {
+					p.raw(", ")
+				}
+				p.raw("<strong>")
+				p.text(h)
+				p.raw("</strong>")
+			}
+			p.raw("</p>\n<p class=\"note\">Connected ")
+			p.text(date(app.FirstUsed))
+			p.raw(" · ")
+			if app.LastUsed.IsZero() {
+				p.raw("not used since")
+			} else {
+				p.raw("last used ")
+				p.text(date(app.LastUsed))
+			}
+			p.raw(`</p>
 <form method="post" action="/account/disconnect">
-<input type="hidden" name="csrf" value="{{$.CSRF}}">
-<input type="hidden" name="client_id" value="{{.ClientID}}">
+<input type="hidden" name="csrf" value="`)
+			p.text(d.CSRF)
+			p.raw(`">
+<input type="hidden" name="client_id" value="`)
+			p.text(app.ClientID)
+			p.raw(`">
 <button type="submit" class="secondary">Disconnect</button>
 </form>
 </li>
-{{end}}</ul>
-{{else}}<p>No application is connected to your account.</p>
-{{end}}<form method="post" action="/account/signout" class="signout">
-<input type="hidden" name="csrf" value="{{.CSRF}}">
+`)
+		}
+		p.raw("</ul>\n")
+	}
+	p.raw(`<form method="post" action="/account/signout" class="signout">
+<input type="hidden" name="csrf" value="`)
+	p.text(d.CSRF)
+	p.raw(`">
 <button type="submit" class="secondary">Sign out</button>
 </form>
-</main>
-</body>
-</html>
-`))
+`)
+	p.end()
+	return p
+}
 
 // accountData is what accountPage shows.
 type accountData struct {
@@ -134,9 +177,9 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("disconnected") != "" {
 		done = "The application was disconnected."
 	}
-	s.renderPage(w, http.StatusOK, accountPage, accountData{
+	s.renderPage(w, http.StatusOK, accountPage(accountData{
 		Server: s.serverName, User: sess.User, CSRF: accountCSRF(cookie), Done: done, Apps: apps,
-	})
+	}))
 }
 
 // handleAccountSignIn serves POST /account: the sign-in form.
@@ -380,9 +423,9 @@ func (s *Server) renderAccountLogin(w http.ResponseWriter, r *http.Request, stat
 			Secure: s.secureCookies, SameSite: http.SameSiteLaxMode,
 		})
 	}
-	s.renderPage(w, status, loginPage, loginData{
+	s.renderPage(w, status, loginPage(loginData{
 		Server: s.serverName, Account: true, Error: msg, Username: username, Tx: accountLoginCSRF(browser),
-	})
+	}))
 }
 
 // accountCookieName is the account session cookie's name: with the

@@ -16,7 +16,6 @@ package mcpauth
 
 import (
 	"context"
-	"html/template"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -26,29 +25,26 @@ import (
 // worse than one that fails.
 const readyTimeout = 2 * time.Second
 
-var homePage = template.Must(template.New("home").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{{.Server}}</title>
-<style>` + pageStyle + `</style>
-</head>
-<body>
-<main>
-<h1>{{.Server}}</h1>
+// homePage names the server and says what to do with its MCP URL.
+func homePage(server, mcpURL string) *page {
+	p := new(page)
+	p.start(server, "")
+	p.raw("<h1>")
+	p.text(server)
+	p.raw(`</h1>
 <p>This is an MCP server. Add it to your MCP client (Claude, VS Code, Cursor, …) with this URL:</p>
-<p class="app"><code>{{.MCPURL}}</code></p>
+<p class="app"><code>`)
+	p.text(mcpURL)
+	p.raw(`</code></p>
 <p class="note">The client will send you to a sign-in page the first time it connects.</p>
-</main>
-</body>
-</html>
-`))
+`)
+	p.end()
+	return p
+}
 
 // handleHome serves the page at the base URL.
 func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
-	s.renderPage(w, http.StatusOK, homePage, struct{ Server, MCPURL string }{s.serverName, s.resource})
+	s.renderPage(w, http.StatusOK, homePage(s.serverName, s.resource))
 }
 
 // handleHealthz answers 200 while the process serves requests.
