@@ -4,9 +4,7 @@ package mcpserver
 // call goes through.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,10 +12,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/mcpgen/create-mcp-server/runtime/mcpauth"
 )
@@ -109,128 +103,4 @@ func checkArguments(s *server.MCPServer) server.ToolHandlerMiddleware {
 			return next(ctx, req)
 		}
 	}
-}
-
-// toolSchema is a tool's compiled input schema; nil schema means none to
-// check (or one that does not compile, which is the tool author's bug and
-// should not stop every call).
-type toolSchema struct {
-	schema *jsonschema.Schema
-}
-
-func compileToolSchema(tool mcp.Tool) *toolSchema {
-	raw := tool.RawInputSchema
-	if len(raw) == 0 {
-		var err error
-		if raw, err = json.Marshal(tool.InputSchema); err != nil {
-			return &toolSchema{}
-		}
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return &toolSchema{}
-	}
-	c := jsonschema.NewCompiler()
-	const loc = "mem:///input-schema.json"
-	if err := c.AddResource(loc, doc); err != nil {
-		return &toolSchema{}
-	}
-	sch, err := c.Compile(loc)
-	if err != nil {
-		return &toolSchema{}
-	}
-	return &toolSchema{schema: sch}
-}
-
-// check returns the problems of args, none if they match.
-func (ts *toolSchema) check(args any) []string {
-	if ts.schema == nil {
-		return nil
-	}
-	var value any = map[string]any{} // no arguments is an empty object
-	if args != nil {
-		// Decode the JSON again the way the validator wants it (numbers as
-		// json.Number, so 1.5 is not an integer).
-		raw, err := json.Marshal(args)
-		if err != nil {
-			return []string{"arguments are not JSON"}
-		}
-		if value, err = jsonschema.UnmarshalJSON(bytes.NewReader(raw)); err != nil {
-			return []string{"arguments are not JSON"}
-		}
-	}
-	err := ts.schema.Validate(value)
-	if err == nil {
-		return nil
-	}
-	verr, ok := err.(*jsonschema.ValidationError)
-	if !ok {
-		return []string{err.Error()}
-	}
-	var problems []string
-	leaves(verr, func(e *jsonschema.ValidationError) {
-		problems = append(problems, describe(e))
-	})
-	return problems
-}
-
-// leaves calls f for each most specific error of a validation error tree.
-func leaves(e *jsonschema.ValidationError, f func(*jsonschema.ValidationError)) {
-	if len(e.Causes) == 0 {
-		f(e)
-		return
-	}
-	for _, c := range e.Causes {
-		leaves(c, f)
-	}
-}
-
-var english = message.NewPrinter(language.English)
-
-// describe says what is wrong in words a model (and a person) understands,
-// naming the argument.
-func describe(e *jsonschema.ValidationError) string {
-	at := ""
-	if len(e.InstanceLocation) > 0 {
-		at = strings.Join(e.InstanceLocation, ".")
-	}
-	switch k := e.ErrorKind.(type) {
-	case *kind.Required:
-		return fmt.Sprintf("missing required %s %s", plural("argument", k.Missing), quoteList(prefixed(at, k.Missing)))
-	case *kind.AdditionalProperties:
-		return fmt.Sprintf("unknown %s %s", plural("argument", k.Properties), quoteList(prefixed(at, k.Properties)))
-	case *kind.Type:
-		return fmt.Sprintf("argument %q must be %s, not %s", at, strings.Join(k.Want, " or "), k.Got)
-	}
-	msg := e.ErrorKind.LocalizedString(english)
-	if at == "" {
-		return msg
-	}
-	return fmt.Sprintf("argument %q: %s", at, msg)
-}
-
-func prefixed(at string, names []string) []string {
-	if at == "" {
-		return names
-	}
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = at + "." + n
-	}
-	return out
-}
-
-func plural(word string, items []string) string {
-	if len(items) == 1 {
-		return word
-	}
-	return word + "s"
-}
-
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
-	return strings.Join(q, ", ")
 }

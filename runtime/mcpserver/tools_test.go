@@ -39,19 +39,19 @@ func TestArgumentsChecked(t *testing.T) {
 			},
 		},
 	)
-	c, err := client.NewInProcessClient(opts.NewMCPServer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var init mcp.InitializeRequest
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	if _, err := c.Initialize(t.Context(), init); err != nil {
-		t.Fatal(err)
-	}
+	// A program's own middleware (Options.ServerOptions runs it before the
+	// checks) may hand the tools Go values rather than decoded JSON: the
+	// arguments {"go": …} become that value.
+	opts.ServerOptions = append(opts.ServerOptions, server.WithToolHandlerMiddleware(
+		func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+			return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				if m, ok := req.Params.Arguments.(map[string]any); ok && m["go"] != nil {
+					req.Params.Arguments = goValues[m["go"].(string)]
+				}
+				return next(ctx, req)
+			}
+		}))
+	c := startInProcess(t, opts)
 
 	tests := []struct {
 		name    string
@@ -73,6 +73,12 @@ func TestArgumentsChecked(t *testing.T) {
 		{name: "nested mistyped", tool: "nested", args: map[string]any{"point": map[string]any{"x": 1, "y": 2}, "tags": []any{"a", 3}}, want: `invalid arguments: argument "tags.1" must be string, not number`, isError: true},
 		{name: "helper schema valid", tool: "helpers", args: map[string]any{"q": "x"}, want: "x"},
 		{name: "helper schema unknown", tool: "helpers", args: map[string]any{"q": "x", "r": "y"}, want: `invalid arguments: unknown argument "r"`, isError: true},
+		// Go values that match pass the check (what the handler makes of
+		// them is its own business).
+		{name: "Go struct", tool: "add", args: map[string]any{"go": "struct"}},
+		{name: "Go struct mismatched", tool: "add", args: map[string]any{"go": "struct without b"}, want: `invalid arguments: missing required argument "b"; unknown argument "c"`, isError: true},
+		{name: "Go map of ints", tool: "add", args: map[string]any{"go": "map of ints"}},
+		{name: "Go map mistyped", tool: "add", args: map[string]any{"go": "map of floats"}, want: `invalid arguments: argument "a" must be integer, not number`, isError: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +97,40 @@ func TestArgumentsChecked(t *testing.T) {
 	}
 }
 
+// goValues are arguments as a program's middleware might set them.
+var goValues = map[string]any{
+	"struct": struct {
+		A int `json:"a"`
+		B int `json:"b"`
+	}{2, 3},
+	"struct without b": struct {
+		A int `json:"a"`
+		C int `json:"c"`
+	}{2, 3},
+	"map of ints":   map[string]int{"a": 2, "b": 3},
+	"map of floats": map[string]float64{"a": 2.5, "b": 3},
+}
+
+// startInProcess starts an in-process client of opts' MCP server and
+// initializes it.
+func startInProcess(t *testing.T, opts mcpserver.Options) *client.Client {
+	t.Helper()
+	c, err := client.NewInProcessClient(opts.NewMCPServer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var init mcp.InitializeRequest
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	if _, err := c.Initialize(t.Context(), init); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestToolPanics checks that a panicking tool answers with an error and the
 // server keeps serving.
 func TestToolPanics(t *testing.T) {
@@ -100,19 +140,7 @@ func TestToolPanics(t *testing.T) {
 			panic("boom")
 		},
 	}, whoamiTool()}}
-	c, err := client.NewInProcessClient(opts.NewMCPServer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var init mcp.InitializeRequest
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	if _, err := c.Initialize(t.Context(), init); err != nil {
-		t.Fatal(err)
-	}
+	c := startInProcess(t, opts)
 	var req mcp.CallToolRequest
 	req.Params.Name = "boom"
 	if _, err := c.CallTool(t.Context(), req); err == nil {
