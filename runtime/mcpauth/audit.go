@@ -18,8 +18,9 @@ package mcpauth
 // quotes or escapes them, so they cannot forge a line.
 //
 // Each event also counts in the Prometheus metrics (metrics.go), so a
-// dashboard and the log agree. Events cost one LogAttrs call with at most
-// five attributes, which slog records without allocating.
+// dashboard and the log agree. An event is one slog record with at most
+// five attributes, which slog builds without allocating; it carries no
+// source location (see logEvent).
 
 import (
 	"context"
@@ -129,6 +130,26 @@ type auditor struct {
 	m   *Metrics
 }
 
+// event writes one audit event.
+func (a auditor) event(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	logEvent(ctx, a.log, time.Now(), level, msg, attrs...)
+}
+
+// logEvent writes a record at time t to log's handler, as log.LogAttrs
+// would, but without the source location: finding the caller
+// (runtime.Callers) would cost as much as formatting the rest of the record,
+// on every tool call, and the message already says where the event comes
+// from. A handler with AddSource set prints no source for these records.
+func logEvent(ctx context.Context, log *slog.Logger, t time.Time, level slog.Level, msg string, attrs ...slog.Attr) {
+	h := log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(t, level, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = h.Handle(ctx, r) // like slog.Logger: a handler's error has nowhere to go
+}
+
 // signIn records a sign-in attempt at the authorization or account page.
 // limit names the throttle that refused it ("" unless outcome is throttled).
 func (a auditor) signIn(ctx context.Context, outcome, user, clientID, addr, via, limit string) {
@@ -136,16 +157,16 @@ func (a auditor) signIn(ctx context.Context, outcome, user, clientID, addr, via,
 	user = untrusted(user)
 	switch outcome {
 	case signInSucceeded:
-		a.log.LogAttrs(ctx, slog.LevelInfo, evSignInSucceeded,
+		a.event(ctx, slog.LevelInfo, evSignInSucceeded,
 			slog.String(attrUser, user), slog.String(attrClientID, clientID),
 			slog.String(attrAddr, addr), slog.String(attrVia, via))
 	case signInFailed:
-		a.log.LogAttrs(ctx, slog.LevelWarn, evSignInFailed,
+		a.event(ctx, slog.LevelWarn, evSignInFailed,
 			slog.String(attrUser, user), slog.String(attrClientID, clientID),
 			slog.String(attrAddr, addr), slog.String(attrVia, via))
 	case signInThrottled:
 		a.m.throttled(throttleSignIn)
-		a.log.LogAttrs(ctx, slog.LevelWarn, evSignInThrottled,
+		a.event(ctx, slog.LevelWarn, evSignInThrottled,
 			slog.String(attrUser, user), slog.String(attrClientID, clientID),
 			slog.String(attrAddr, addr), slog.String(attrVia, via), slog.String(attrLimit, limit))
 	}
@@ -165,19 +186,19 @@ func signInOutcomeIndex(outcome string) int {
 func (a auditor) consent(ctx context.Context, granted bool, user, clientID, scope string) {
 	if granted {
 		a.m.consents[0].Inc()
-		a.log.LogAttrs(ctx, slog.LevelInfo, evConsentGranted,
+		a.event(ctx, slog.LevelInfo, evConsentGranted,
 			slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrScope, scope))
 		return
 	}
 	a.m.consents[1].Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evConsentDenied,
+	a.event(ctx, slog.LevelInfo, evConsentDenied,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID))
 }
 
 // clientRegistered records a dynamic client registration.
 func (a auditor) clientRegistered(ctx context.Context, clientID, clientName, addr string) {
 	a.m.clientsRegistered.Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evClientRegistered,
+	a.event(ctx, slog.LevelInfo, evClientRegistered,
 		slog.String(attrClientID, clientID), slog.String(attrClientName, untrusted(clientName)),
 		slog.String(attrAddr, addr))
 }
@@ -185,14 +206,14 @@ func (a auditor) clientRegistered(ctx context.Context, clientID, clientName, add
 // codeIssued records an authorization code sent to a client.
 func (a auditor) codeIssued(ctx context.Context, user, clientID, grantID string) {
 	a.m.codesIssued.Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evCodeIssued,
+	a.event(ctx, slog.LevelInfo, evCodeIssued,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
 }
 
 // tokensIssued records a code redeemed for tokens.
 func (a auditor) tokensIssued(ctx context.Context, user, clientID, grantID, scope string) {
 	a.m.tokensIssued.Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evTokensIssued,
+	a.event(ctx, slog.LevelInfo, evTokensIssued,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID),
 		slog.String(attrGrantID, grantID), slog.String(attrScope, scope))
 }
@@ -200,14 +221,14 @@ func (a auditor) tokensIssued(ctx context.Context, user, clientID, grantID, scop
 // tokenRefreshed records a refresh token exchanged for new tokens.
 func (a auditor) tokenRefreshed(ctx context.Context, user, clientID, grantID string) {
 	a.m.tokensRefreshed.Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evTokenRefreshed,
+	a.event(ctx, slog.LevelInfo, evTokenRefreshed,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
 }
 
 // tokenRevoked records a client's RFC 7009 revocation that revoked a token.
 func (a auditor) tokenRevoked(ctx context.Context, clientID, grantID string) {
 	a.m.tokensRevoked[revokedByClient].Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evTokenRevoked,
+	a.event(ctx, slog.LevelInfo, evTokenRevoked,
 		slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
 }
 
@@ -215,7 +236,7 @@ func (a auditor) tokenRevoked(ctx context.Context, clientID, grantID string) {
 // the user on the account page.
 func (a auditor) grantRevoked(ctx context.Context, user, clientID, grantID string, by int) {
 	a.m.tokensRevoked[by].Inc()
-	a.log.LogAttrs(ctx, slog.LevelInfo, evGrantRevoked,
+	a.event(ctx, slog.LevelInfo, evGrantRevoked,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID),
 		slog.String(attrGrantID, grantID), slog.String(attrBy, revokedByNames[by]))
 }
@@ -224,7 +245,7 @@ func (a auditor) grantRevoked(ctx context.Context, user, clientID, grantID strin
 // has been revoked.
 func (a auditor) refreshReuse(ctx context.Context, user, clientID, grantID string) {
 	a.m.refreshReuse.Inc()
-	a.log.LogAttrs(ctx, slog.LevelWarn, evRefreshReuse,
+	a.event(ctx, slog.LevelWarn, evRefreshReuse,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
 }
 
@@ -232,7 +253,7 @@ func (a auditor) refreshReuse(ctx context.Context, user, clientID, grantID strin
 // client: the grant it created has been revoked.
 func (a auditor) codeReplay(ctx context.Context, user, clientID, grantID string) {
 	a.m.codeReplays.Inc()
-	a.log.LogAttrs(ctx, slog.LevelWarn, evCodeReplay,
+	a.event(ctx, slog.LevelWarn, evCodeReplay,
 		slog.String(attrUser, user), slog.String(attrClientID, clientID), slog.String(attrGrantID, grantID))
 }
 
@@ -251,7 +272,8 @@ func (a auditor) codeReplay(ctx context.Context, user, clientID, grantID string)
 // did not come through a Server, e.g. over stdio without WithIdentity). The
 // outcome is "ok", "tool_error" (the tool returned a result with IsError)
 // or "error" (the handler returned an error). Neither arguments nor results
-// are logged: they may hold anything. A nil logger means slog.Default(); a
+// are logged: they may hold anything. The record has no source location
+// (a handler's AddSource prints none), which keeps it cheap. A nil logger means slog.Default(); a
 // nil m counts nowhere.
 func ToolAudit(logger *slog.Logger, m *Metrics) server.ToolHandlerMiddleware {
 	if logger == nil {
@@ -264,7 +286,8 @@ func ToolAudit(logger *slog.Logger, m *Metrics) server.ToolHandlerMiddleware {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			start := time.Now()
 			res, err := next(ctx, req)
-			d := time.Since(start)
+			end := time.Now()
+			d := end.Sub(start)
 			outcome := outcomeOK
 			switch {
 			case err != nil:
@@ -277,7 +300,7 @@ func ToolAudit(logger *slog.Logger, m *Metrics) server.ToolHandlerMiddleware {
 			if id, ok := ctx.Value(identityKey{}).(*Identity); ok && id != nil {
 				user, clientID = id.User, id.ClientID
 			}
-			logger.LogAttrs(ctx, slog.LevelInfo, evToolCall,
+			logEvent(ctx, logger, end, slog.LevelInfo, evToolCall,
 				slog.String(attrUser, user), slog.String(attrClientID, clientID),
 				slog.String(attrTool, req.Params.Name), slog.Float64(attrDuration, d.Seconds()),
 				slog.String(attrOutcome, outcome))

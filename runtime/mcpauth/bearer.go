@@ -74,13 +74,17 @@ func (s *Server) protect(next http.Handler, mcp bool) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		ctx := context.WithValue(r.Context(), identityKey{}, id)
 		if mcp {
-			var ok bool
-			if r, ok = s.sessionAllowed(w, r, id); !ok {
+			sid, ok := s.sessionAllowed(w, r, id)
+			if !ok {
 				return
 			}
+			if sid != "" {
+				ctx = context.WithValue(ctx, checkedSessionKey{}, sid)
+			}
 		}
+		r = r.WithContext(ctx) // once: each copies the request
 		// The body is read here, within its own deadline, which is then
 		// cleared: the response may stream for as long as it needs.
 		if r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody {

@@ -44,19 +44,20 @@ func newMCPHandler(mcp *server.MCPServer, s *Server) *server.StreamableHTTPServe
 // another user is 404; a database failure is 503. A POST without a session
 // id is left to mcp-go (an initialize creates one; anything else is
 // refused there). It writes the answer and reports false when the request
-// must stop; on success the request's context records the checked id, so
-// that mcp-go's own check does not ask the database again.
-func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Identity) (*http.Request, bool) {
+// must stop; on success it returns the checked session id, if any, for the
+// request's context (checkedSessionKey), so that mcp-go's own check does
+// not ask the database again.
+func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Identity) (checked string, ok bool) {
 	if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
-		return r, true // no sessions since 2026-07-28; mcp-go refuses GET and DELETE
+		return "", true // no sessions since 2026-07-28; mcp-go refuses GET and DELETE
 	}
 	sid := r.Header.Get(server.HeaderKeySessionID)
 	if sid == "" {
 		if r.Method == http.MethodGet || r.Method == http.MethodDelete {
 			http.Error(w, "Bad Request: Mcp-Session-Id header required", http.StatusBadRequest)
-			return r, false
+			return "", false
 		}
-		return r, true
+		return "", true
 	}
 	owner, err := s.sessions.owner(r.Context(), sid)
 	switch {
@@ -64,12 +65,12 @@ func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Iden
 		s.log.ErrorContext(r.Context(), "mcp: session lookup", "error", err)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "Service Unavailable: try again", http.StatusServiceUnavailable)
-		return r, false
+		return "", false
 	case owner == "" || owner != id.User:
 		http.Error(w, "Session not found", http.StatusNotFound)
-		return r, false
+		return "", false
 	}
-	return r.WithContext(context.WithValue(r.Context(), checkedSessionKey{}, sid)), true
+	return sid, true
 }
 
 // checkedSessionKey marks, in a request's context, the session id that
@@ -86,7 +87,7 @@ type sessionOwners struct {
 
 	mu    sync.Mutex
 	gen   uint64
-	cache map[string]cachedOwner // by session id hash
+	cache map[string]cachedOwner // by session id (the store keeps only hashes)
 }
 
 type cachedOwner struct {
@@ -112,24 +113,24 @@ func (o *sessionOwners) invalidate() {
 // owner returns the user who owns session id, "" if it does not exist (or
 // has ended or expired). It touches the session (at most once a minute).
 func (o *sessionOwners) owner(ctx context.Context, id string) (string, error) {
-	key := string(hashSecret(id))
 	now := o.s.now()
 	leased := o.s.fresh()
 	o.mu.Lock()
 	gen := o.gen
-	c, ok := o.cache[key]
+	c, ok := o.cache[id]
 	o.mu.Unlock()
 	if ok && leased && now.Sub(c.touched) < time.Minute {
 		return c.user, nil
 	}
-	user, err := o.s.store.Session(ctx, []byte(key), now)
+	key := hashSecret(id)
+	user, err := o.s.store.Session(ctx, key, now)
 	if errors.Is(err, authstore.ErrNotFound) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	if err := o.s.store.TouchSession(ctx, []byte(key), now); err != nil {
+	if err := o.s.store.TouchSession(ctx, key, now); err != nil {
 		return "", err
 	}
 	o.mu.Lock()
@@ -137,7 +138,7 @@ func (o *sessionOwners) owner(ctx context.Context, id string) (string, error) {
 		if len(o.cache) >= maxCachedSessions {
 			clear(o.cache)
 		}
-		o.cache[key] = cachedOwner{user: user, touched: now}
+		o.cache[id] = cachedOwner{user: user, touched: now}
 	}
 	o.mu.Unlock()
 	return user, nil
