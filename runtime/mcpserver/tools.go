@@ -51,9 +51,10 @@ func (o Options) newMCPServer(log *slog.Logger, m *mcpauth.Metrics) *server.MCPS
 //   - the audit log and metrics of tool calls (mcpauth.ToolAudit), first so
 //     that they see every outcome, refused arguments included; only with a
 //     logger;
-//   - recovery: a panicking tool answers its call with an error instead of
-//     taking the whole server down;
-//   - argument checks against the tool's input schema.
+//   - guardTool: the argument check, and recovery from a panicking tool.
+//
+// mcp-go wraps the handler in each middleware on every call, so they are
+// few.
 func toolMiddleware(s *server.MCPServer, log *slog.Logger, m *mcpauth.Metrics) []server.ToolHandlerMiddleware {
 	var mw []server.ToolHandlerMiddleware
 	if log != nil {
@@ -61,11 +62,20 @@ func toolMiddleware(s *server.MCPServer, log *slog.Logger, m *mcpauth.Metrics) [
 	} else {
 		log = slog.Default()
 	}
-	return append(mw, recoverTool(log), checkArguments(s))
+	return append(mw, guardTool(s, log))
 }
 
-// recoverTool turns a panic in a handler into an error result.
-func recoverTool(log *slog.Logger) server.ToolHandlerMiddleware {
+// guardTool checks a call's arguments against the tool's input schema
+// (JSON Schema, as advertised by tools/list) before the handler runs, and
+// turns a panic in the handler into an error, instead of taking the whole
+// server down.
+//
+// A call that does not match its schema gets a tool error result naming
+// each problem ("missing required argument \"b\""), which the model reads
+// and can correct (MCP tools: input validation errors are tool execution
+// errors). Schemas are compiled once per tool.
+func guardTool(s *server.MCPServer, log *slog.Logger) server.ToolHandlerMiddleware {
+	var compiled sync.Map // tool name -> *toolSchema
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 			defer func() {
@@ -74,21 +84,6 @@ func recoverTool(log *slog.Logger) server.ToolHandlerMiddleware {
 					res, err = nil, fmt.Errorf("tool %s failed", req.Params.Name)
 				}
 			}()
-			return next(ctx, req)
-		}
-	}
-}
-
-// checkArguments validates a call's arguments against the tool's input
-// schema (JSON Schema, as advertised by tools/list) before the handler
-// runs. A call that does not match gets a tool error result naming each
-// problem ("missing required argument \"b\""), which the model reads and can
-// correct (MCP tools: input validation errors are tool execution errors).
-// Schemas are compiled once per tool.
-func checkArguments(s *server.MCPServer) server.ToolHandlerMiddleware {
-	var compiled sync.Map // tool name -> *toolSchema
-	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
-		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			ts, ok := compiled.Load(req.Params.Name)
 			if !ok {
 				st := s.GetTool(req.Params.Name)
