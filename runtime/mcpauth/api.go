@@ -395,7 +395,9 @@ func newServer(cfg Config) (*Server, error) {
 // /revoke and /mcp.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.checkForwarded(r)
-	setBodyDeadline(w, r, s.timeouts.body)
+	if r.URL.Path != mcpPath { // the bearer wrapper sets the MCP endpoint's (one deadline less per call)
+		setBodyDeadline(w, r, s.timeouts.body)
+	}
 	s.handler.ServeHTTP(w, r)
 }
 

@@ -41,6 +41,9 @@ import (
 // maxMCPBody caps a JSON-RPC request body.
 const maxMCPBody = 4 << 20
 
+// mcpPath is the MCP endpoint.
+const mcpPath = "/mcp"
+
 // bearer wraps the MCP handler with the checks above.
 func (s *Server) bearer(next http.Handler) http.Handler { return s.protect(next, true) }
 
@@ -48,53 +51,23 @@ func (s *Server) bearer(next http.Handler) http.Handler { return s.protect(next,
 // only applies to the MCP endpoint, not to Config.Routes.
 func (s *Server) protect(next http.Handler, mcp bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hostAllowed(r) {
-			http.Error(w, "Forbidden: invalid Host header", http.StatusForbidden)
+		r, err := s.admit(w, r, mcp)
+		if err != nil {
+			// Refused unread: the body's deadline bounds how long the
+			// server spends discarding it (ServeHTTP leaves the MCP
+			// endpoint's to this wrapper).
+			setBodyDeadline(w, r, s.timeouts.body)
+			writeRefusal(w, err)
 			return
 		}
-		if origin := r.Header.Get("Origin"); origin != "" {
-			if !s.originAllowed(origin) {
-				http.Error(w, "Forbidden: origin not allowed", http.StatusForbidden)
-				return
-			}
-			setCORS(w.Header(), origin)
-		}
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		id, status, challenge := s.authenticate(r)
-		if status != 0 {
-			if challenge != "" {
-				w.Header().Set("WWW-Authenticate", challenge)
-			} else {
-				w.Header().Set("Retry-After", "1")
-			}
-			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, http.StatusText(status), status)
-			return
-		}
-		ctx := context.WithValue(r.Context(), identityKey{}, id)
-		if mcp {
-			sid, ok := s.sessionAllowed(w, r, id)
-			if !ok {
-				return
-			}
-			if sid != "" {
-				ctx = context.WithValue(ctx, checkedSessionKey{}, sid)
-			}
-		}
-		r = r.WithContext(ctx) // once: each copies the request
 		// The body is read here, within its own deadline, which is then
 		// cleared: the response may stream for as long as it needs.
 		if r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody {
 			body, err := readBody(w, r, maxMCPBody, s.timeouts.mcpBody)
 			if err != nil {
-				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-					http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-				} else {
-					http.Error(w, "the request body could not be read", http.StatusRequestTimeout)
-				}
+				// readBody left the deadline in the past: the rest of
+				// the body is not waited for, the connection closes.
+				writeRefusal(w, bodyRefusal(err))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -105,27 +78,102 @@ func (s *Server) protect(next http.Handler, mcp bool) http.Handler {
 	})
 }
 
-// authenticate checks the bearer token. On failure it returns the status
-// (401 or 403) and the WWW-Authenticate challenge, or 503 and no challenge
-// if the check itself failed (storage busy or broken: not the token's fault,
+// A refusal is the answer to a request that does not pass the checks, or
+// to a preflight: written by writeRefusal, before the request's handler.
+type refusal struct {
+	status    int
+	msg       string // the body; none for 204
+	challenge string // WWW-Authenticate
+	retry     bool   // Retry-After: 1, for a failure of the server, not of the request
+	noStore   bool   // Cache-Control: no-store (the answers of the token check)
+}
+
+func (e *refusal) Error() string { return e.msg }
+
+// writeRefusal writes err, a *refusal.
+func writeRefusal(w http.ResponseWriter, err error) {
+	e, ok := errors.AsType[*refusal](err)
+	if !ok {
+		e = &refusal{status: http.StatusInternalServerError, msg: "Internal Server Error"}
+	}
+	h := w.Header()
+	if e.challenge != "" {
+		h.Set("WWW-Authenticate", e.challenge)
+	}
+	if e.retry {
+		h.Set("Retry-After", "1")
+	}
+	if e.noStore {
+		h.Set("Cache-Control", "no-store")
+	}
+	if e.msg == "" {
+		w.WriteHeader(e.status)
+		return
+	}
+	http.Error(w, e.msg, e.status)
+}
+
+// bodyRefusal is the answer to a body readBody could not read.
+func bodyRefusal(err error) *refusal {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return &refusal{status: http.StatusRequestEntityTooLarge, msg: "request body too large"}
+	}
+	return &refusal{status: http.StatusRequestTimeout, msg: "the request body could not be read"}
+}
+
+// admit runs the checks above but the body's: it returns the request with
+// the caller's identity (and checked session) in its context, or a
+// *refusal.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, mcp bool) (*http.Request, error) {
+	if !s.hostAllowed(r) {
+		return r, &refusal{status: http.StatusForbidden, msg: "Forbidden: invalid Host header"}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !s.originAllowed(origin) {
+			return r, &refusal{status: http.StatusForbidden, msg: "Forbidden: origin not allowed"}
+		}
+		setCORS(w.Header(), origin)
+	}
+	if r.Method == http.MethodOptions {
+		return r, &refusal{status: http.StatusNoContent} // the preflight's answer
+	}
+	id, err := s.authenticate(r)
+	if err != nil {
+		return r, err
+	}
+	ctx := context.WithValue(r.Context(), identityKey{}, id)
+	if mcp {
+		sid, err := s.sessionAllowed(r, id)
+		if err != nil {
+			return r, err
+		}
+		if sid != "" {
+			ctx = context.WithValue(ctx, checkedSessionKey{}, sid)
+		}
+	}
+	return r.WithContext(ctx), nil // once: each copies the request
+}
+
+// authenticate checks the bearer token. On failure it returns a refusal:
+// 401 or 403 with the WWW-Authenticate challenge, or 503 without one if
+// the check itself failed (storage busy or broken: not the token's fault,
 // so the client must not discard it).
-func (s *Server) authenticate(r *http.Request) (id *Identity, status int, challenge string) {
+func (s *Server) authenticate(r *http.Request) (*Identity, error) {
 	token, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
-		return nil, http.StatusUnauthorized, s.challengeMissing
+		return nil, &refusal{status: http.StatusUnauthorized, msg: "Unauthorized", challenge: s.challengeMissing, noStore: true}
 	}
 	id, err := s.verify(r.Context(), token)
-	if err != nil {
-		if errors.Is(err, errInsufficientScope) {
-			return nil, http.StatusForbidden, s.challengeScope
-		}
-		if !errors.Is(err, errInvalidToken) {
-			s.log.ErrorContext(r.Context(), "bearer check failed", "error", err)
-			return nil, http.StatusServiceUnavailable, ""
-		}
-		return nil, http.StatusUnauthorized, s.challengeInvalid
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, errInsufficientScope):
+		return nil, &refusal{status: http.StatusForbidden, msg: "Forbidden", challenge: s.challengeScope, noStore: true}
+	case errors.Is(err, errInvalidToken):
+		return nil, &refusal{status: http.StatusUnauthorized, msg: "Unauthorized", challenge: s.challengeInvalid, noStore: true}
 	}
-	return id, 0, ""
+	s.log.ErrorContext(r.Context(), "bearer check failed", "error", err)
+	return nil, &refusal{status: http.StatusServiceUnavailable, msg: "Service Unavailable", retry: true, noStore: true}
 }
 
 var (

@@ -41,36 +41,31 @@ func newMCPHandler(mcp *server.MCPServer, s *Server) *server.StreamableHTTPServe
 // sessionAllowed checks the legacy session a request on /mcp names against
 // the caller, on every method: a GET or DELETE without a session id is 400;
 // an id that was never issued, has ended or expired, or was issued to
-// another user is 404; a database failure is 503. A POST without a session
-// id is left to mcp-go (an initialize creates one; anything else is
-// refused there). It writes the answer and reports false when the request
-// must stop; on success it returns the checked session id, if any, for the
-// request's context (checkedSessionKey), so that mcp-go's own check does
-// not ask the database again.
-func (s *Server) sessionAllowed(w http.ResponseWriter, r *http.Request, id *Identity) (checked string, ok bool) {
+// another user is 404; a database failure is 503 (each a *refusal). A POST
+// without a session id is left to mcp-go (an initialize creates one;
+// anything else is refused there). On success it returns the checked
+// session id, if any, for the request's context (checkedSessionKey), so
+// that mcp-go's own check does not ask the database again.
+func (s *Server) sessionAllowed(r *http.Request, id *Identity) (checked string, err error) {
 	if mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
-		return "", true // no sessions since 2026-07-28; mcp-go refuses GET and DELETE
+		return "", nil // no sessions since 2026-07-28; mcp-go refuses GET and DELETE
 	}
 	sid := r.Header.Get(server.HeaderKeySessionID)
 	if sid == "" {
 		if r.Method == http.MethodGet || r.Method == http.MethodDelete {
-			http.Error(w, "Bad Request: Mcp-Session-Id header required", http.StatusBadRequest)
-			return "", false
+			return "", &refusal{status: http.StatusBadRequest, msg: "Bad Request: Mcp-Session-Id header required"}
 		}
-		return "", true
+		return "", nil
 	}
 	owner, err := s.sessions.owner(r.Context(), sid)
 	switch {
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "mcp: session lookup", "error", err)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "Service Unavailable: try again", http.StatusServiceUnavailable)
-		return "", false
+		return "", &refusal{status: http.StatusServiceUnavailable, msg: "Service Unavailable: try again", retry: true}
 	case owner == "" || owner != id.User:
-		http.Error(w, "Session not found", http.StatusNotFound)
-		return "", false
+		return "", &refusal{status: http.StatusNotFound, msg: "Session not found"}
 	}
-	return sid, true
+	return sid, nil
 }
 
 // checkedSessionKey marks, in a request's context, the session id that

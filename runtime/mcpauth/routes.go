@@ -30,7 +30,7 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.HandleFunc("POST /account/disconnect", s.handleAccountDisconnect)
 	mux.HandleFunc("POST /account/signout", s.handleAccountSignOut)
 
-	mux.Handle("/mcp", s.bearer(s.mcpHandler))
+	mux.Handle(mcpPath, s.bearer(s.mcpHandler))
 
 	mux.HandleFunc("GET /{$}", s.handleHome)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
