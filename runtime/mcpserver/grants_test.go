@@ -16,6 +16,15 @@ import (
 	"github.com/mcpgen/create-mcp-server/runtime/mcpserver"
 )
 
+// replicasOn is how many servers the tests start on engine e's database:
+// two on PostgreSQL, which replicas share; one on a SQLite file.
+func replicasOn(e authstoretest.Engine) int {
+	if e.Name == "postgres" {
+		return 2
+	}
+	return 1
+}
+
 // startReplicas starts n servers on the database dsn, as replicas behind
 // one public URL would be (the first one's), sharing the users file users
 // (writeUsers' if ""). It returns the MCP URL of each.
@@ -59,10 +68,7 @@ func TestGrantsCommands(t *testing.T) {
 	for _, e := range authstoretest.Engines() {
 		t.Run(e.Name, func(t *testing.T) {
 			dsn := e.NewDSN(t)
-			replicas := 1
-			if e.Name == "postgres" {
-				replicas = 2
-			}
+			replicas := replicasOn(e)
 			base, mcpURLs := startReplicas(t, dsn, "", replicas)
 			tokens := []string{signIn(t, base), signIn(t, base)} // two apps
 			for _, u := range mcpURLs {
@@ -318,10 +324,7 @@ func TestUserCommandsSignOut(t *testing.T) {
 	for _, e := range authstoretest.Engines() {
 		t.Run(e.Name, func(t *testing.T) {
 			dsn := e.NewDSN(t)
-			replicas := 1
-			if e.Name == "postgres" {
-				replicas = 2
-			}
+			replicas := replicasOn(e)
 			users := writeUsers(t)
 			env := map[string]string{"MCP_DB": dsn, "MCP_USERS": users}
 			for _, u := range []string{"bob", "carol"} {
