@@ -68,6 +68,7 @@ func TestRoutes(t *testing.T) {
 				id, _ := mcpauth.IdentityFromContext(r.Context())
 				w.Write([]byte(id.User))
 			})},
+			{Pattern: "/docs/{page}", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("page " + r.PathValue("page"))) })},
 		}
 		c.Middleware = []func(http.Handler) http.Handler{
 			func(next http.Handler) http.Handler {
@@ -96,6 +97,14 @@ func TestRoutes(t *testing.T) {
 		strings.Join(resp.Header.Values("X-Order"), ",") != "outer,inner" {
 		t.Errorf("GET /public = %d %q %q, want 200 public, middleware outer then inner", resp.StatusCode, body, resp.Header.Values("X-Order"))
 	}
+	if resp, body := get("/docs/about", ""); resp.StatusCode != http.StatusOK || body != "page about" {
+		t.Errorf("GET /docs/about = %d %q, want 200 from the wildcard route", resp.StatusCode, body)
+	}
+	// The MCP endpoint bypasses the mux, not the middleware.
+	if resp, _ := get("/mcp", ""); resp.StatusCode != http.StatusUnauthorized ||
+		strings.Join(resp.Header.Values("X-Order"), ",") != "outer,inner" {
+		t.Errorf("GET /mcp without a token = %d %q, want 401 through the middleware", resp.StatusCode, resp.Header.Values("X-Order"))
+	}
 	if resp, _ := get("/private", ""); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata=") {
 		t.Errorf("GET /private without a token = %d, want 401 with a challenge", resp.StatusCode)
 	}
@@ -117,6 +126,14 @@ func TestRouteErrors(t *testing.T) {
 	}{
 		{mcpauth.Route{Pattern: "POST /token", Handler: h}, `route "POST /token"`},
 		{mcpauth.Route{Pattern: "/mcp", Handler: h}, `route "/mcp"`},
+		// More specific than a built-in endpoint: the mux would prefer them.
+		{mcpauth.Route{Pattern: "POST /mcp", Handler: h}, `route "POST /mcp" overlaps the built-in endpoint POST /mcp`},
+		{mcpauth.Route{Pattern: "PUT /authorize", Handler: h}, `route "PUT /authorize" overlaps`},
+		{mcpauth.Route{Pattern: "DELETE /{$}", Handler: h}, `route "DELETE /{$}" overlaps the built-in endpoint DELETE /`},
+		// Takes GET /register, which the server answers 405.
+		{mcpauth.Route{Pattern: "/{page}", Handler: h}, `route "/{page}" overlaps the built-in endpoint GET /register`},
+		{mcpauth.Route{Pattern: "example.com/", Handler: h}, `route "example.com/" names a host`},
+		{mcpauth.Route{Pattern: "GET localhost/status", Handler: h}, "names a host"},
 		{mcpauth.Route{Pattern: "GET /x"}, "no handler"},
 		{mcpauth.Route{Pattern: "BAD PATTERN HERE", Handler: h}, `route "BAD PATTERN HERE"`},
 	} {

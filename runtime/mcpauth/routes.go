@@ -30,7 +30,8 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.HandleFunc("POST /account/disconnect", s.handleAccountDisconnect)
 	mux.HandleFunc("POST /account/signout", s.handleAccountSignOut)
 
-	mux.Handle(mcpPath, s.bearer(s.mcpHandler))
+	mcp := s.bearer(s.mcpHandler)
+	mux.Handle(mcpPath, mcp)
 
 	mux.HandleFunc("GET /{$}", s.handleHome)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -40,5 +41,30 @@ func (s *Server) routes() (http.Handler, error) {
 		return nil, err
 	}
 	// Metrics sit next to the mux, which sets the request's Pattern.
-	return wrap(s.metrics.instrument(mux), s.cfg.Middleware), nil
+	return wrap(s.metrics.instrument(mcpFirst(mux, mcp)), s.cfg.Middleware), nil
+}
+
+// builtinPaths are the request paths of the built-in endpoints; no route
+// of Config.Routes may take a request for one of them, whatever its method.
+var builtinPaths = []string{
+	prmPath, prmPath + "/", prmPathMCP, prmPathMCP + "/", asMetadataPath,
+	"/register", "/authorize", "/token", "/revoke",
+	"/account", "/account/disconnect", "/account/signout",
+	mcpPath, "/", "/healthz", "/readyz",
+}
+
+// mcpFirst sends requests for the MCP endpoint, nearly all of a busy
+// server's traffic, straight to mcp, without the mux's route matching.
+// The mux would pick the same handler: no route names a host, and
+// addRoutes refuses any route that would take a request for a built-in
+// path. Pattern is set as the mux sets it, for the metrics.
+func mcpFirst(mux *http.ServeMux, mcp http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != mcpPath {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		r.Pattern = mcpPath
+		mcp.ServeHTTP(w, r)
+	})
 }
