@@ -284,27 +284,35 @@ func ToolAudit(logger *slog.Logger, m *Metrics) server.ToolHandlerMiddleware {
 	}
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			// The tool runs on top of this frame: the record is built in
+			// another one (toolCalled), so that the stack a call needs
+			// stays small.
 			start := time.Now()
 			res, err := next(ctx, req)
-			end := time.Now()
-			d := end.Sub(start)
-			outcome := outcomeOK
-			switch {
-			case err != nil:
-				outcome = outcomeError
-			case res != nil && res.IsError:
-				outcome = outcomeToolError
-			}
-			m.toolCall(req.Params.Name, outcome, d)
-			var user, clientID string
-			if id, ok := ctx.Value(identityKey{}).(*Identity); ok && id != nil {
-				user, clientID = id.User, id.ClientID
-			}
-			logEvent(ctx, logger, end, slog.LevelInfo, evToolCall,
-				slog.String(attrUser, user), slog.String(attrClientID, clientID),
-				slog.String(attrTool, req.Params.Name), slog.Float64(attrDuration, d.Seconds()),
-				slog.String(attrOutcome, outcome))
+			toolCalled(ctx, logger, m, req.Params.Name, start, res, err)
 			return res, err
 		}
 	}
+}
+
+// toolCalled counts and logs a finished tool call.
+func toolCalled(ctx context.Context, logger *slog.Logger, m *Metrics, tool string, start time.Time, res *mcp.CallToolResult, err error) {
+	end := time.Now()
+	d := end.Sub(start)
+	outcome := outcomeOK
+	switch {
+	case err != nil:
+		outcome = outcomeError
+	case res != nil && res.IsError:
+		outcome = outcomeToolError
+	}
+	m.toolCall(tool, outcome, d)
+	var user, clientID string
+	if id, ok := ctx.Value(identityKey{}).(*Identity); ok && id != nil {
+		user, clientID = id.User, id.ClientID
+	}
+	logEvent(ctx, logger, end, slog.LevelInfo, evToolCall,
+		slog.String(attrUser, user), slog.String(attrClientID, clientID),
+		slog.String(attrTool, tool), slog.Float64(attrDuration, d.Seconds()),
+		slog.String(attrOutcome, outcome))
 }

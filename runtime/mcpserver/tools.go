@@ -75,27 +75,50 @@ func toolMiddleware(s *server.MCPServer, log *slog.Logger, m *mcpauth.Metrics) [
 // and can correct (MCP tools: input validation errors are tool execution
 // errors). Schemas are compiled once per tool.
 func guardTool(s *server.MCPServer, log *slog.Logger) server.ToolHandlerMiddleware {
-	var compiled sync.Map // tool name -> *toolSchema
+	g := &toolGuard{s: s, log: log}
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
-			defer func() {
-				if p := recover(); p != nil {
-					log.ErrorContext(ctx, "tool panicked", "tool", req.Params.Name, "panic", fmt.Sprint(p))
-					res, err = nil, fmt.Errorf("tool %s failed", req.Params.Name)
-				}
-			}()
-			ts, ok := compiled.Load(req.Params.Name)
-			if !ok {
-				st := s.GetTool(req.Params.Name)
-				if st == nil {
-					return next(ctx, req)
-				}
-				ts, _ = compiled.LoadOrStore(req.Params.Name, compileToolSchema(st.Tool))
-			}
-			if problems := ts.(*toolSchema).check(req.Params.Arguments); len(problems) > 0 {
-				return mcp.NewToolResultError("invalid arguments: " + strings.Join(problems, "; ")), nil
+			// The tool runs on top of this frame: the check and the
+			// recovery have frames of their own, so that the stack a call
+			// needs stays small.
+			defer g.recoverTool(ctx, req.Params.Name, &res, &err)
+			if refused := g.check(req.Params.Name, req.Params.Arguments); refused != nil {
+				return refused, nil
 			}
 			return next(ctx, req)
 		}
+	}
+}
+
+// A toolGuard holds what guardTool needs between calls.
+type toolGuard struct {
+	s        *server.MCPServer
+	log      *slog.Logger
+	compiled sync.Map // tool name -> *toolSchema
+}
+
+// check returns the tool error result for arguments that do not match the
+// tool's schema, nil for valid ones (and for a tool mcp-go does not know,
+// which it answers itself).
+func (g *toolGuard) check(tool string, args any) *mcp.CallToolResult {
+	ts, ok := g.compiled.Load(tool)
+	if !ok {
+		st := g.s.GetTool(tool)
+		if st == nil {
+			return nil
+		}
+		ts, _ = g.compiled.LoadOrStore(tool, compileToolSchema(st.Tool))
+	}
+	if problems := ts.(*toolSchema).check(args); len(problems) > 0 {
+		return mcp.NewToolResultError("invalid arguments: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// recoverTool, deferred, turns a panic of the tool into an error result.
+func (g *toolGuard) recoverTool(ctx context.Context, tool string, res **mcp.CallToolResult, err *error) {
+	if p := recover(); p != nil {
+		g.log.ErrorContext(ctx, "tool panicked", "tool", tool, "panic", fmt.Sprint(p))
+		*res, *err = nil, fmt.Errorf("tool %s failed", tool)
 	}
 }
