@@ -38,9 +38,6 @@ func (s *Server) addRoutes(mux *http.ServeMux, routes []Route) (err error) {
 		if rt.Handler == nil {
 			return fmt.Errorf("route %q has no handler", rt.Pattern)
 		}
-		if namesHost(rt.Pattern) {
-			return fmt.Errorf("route %q names a host; routes are served on every host the server answers", rt.Pattern)
-		}
 		own[rt.Pattern] = true
 		h := rt.Handler
 		if rt.Bearer {
@@ -48,6 +45,9 @@ func (s *Server) addRoutes(mux *http.ServeMux, routes []Route) (err error) {
 		}
 		if err := handleSafely(mux, rt.Pattern, h); err != nil {
 			return err
+		}
+		if namesHost(rt.Pattern) { // checked once the mux has parsed it
+			return fmt.Errorf("route %q names a host; routes are served on every host the server answers", rt.Pattern)
 		}
 	}
 	if len(own) == 0 {
