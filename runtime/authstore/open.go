@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -42,21 +43,16 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 		opts.LockTimeout = DefaultLockTimeout
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	if err := CheckDSN(dsn); err != nil {
+		return nil, err
+	}
 	var (
 		e   engine
 		err error
 	)
-	switch {
-	case dsn == "":
-		return nil, errors.New("authstore: no database given: pass a SQLite file path or a postgres:// URL")
-	case isPostgres(dsn):
+	if isPostgres(dsn) {
 		e, err = openPostgres(ctx, dsn, opts)
-	case isKeyValue(dsn):
-		// Not a file name: opening it as SQLite would create a file named
-		// after it, password included.
-		return nil, fmt.Errorf("authstore: the database %q looks like a PostgreSQL key=value connection string; "+
-			"give it as a URL instead, postgres://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require", Redact(dsn))
-	default:
+	} else {
 		e, err = openSQLiteWith(ctx, dsn, len(sqliteMigrations), opts)
 	}
 	if err != nil {
@@ -64,6 +60,34 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	}
 	return &checked{e: e, observe: opts.Observe}, nil
 }
+
+// CheckDSN reports whether Open would take dsn for a database it knows:
+// a "postgres://" or "postgresql://" URL, or a SQLite file path. It
+// refuses, without a password in the message, what is neither but would
+// otherwise be taken for a file name and created: a PostgreSQL key=value
+// connection string, or a URL of another scheme (a typo such as
+// "postgress://" or "postgres:/", or a forgotten scheme,
+// "user:password@host"). A file name with a colon can start with "./".
+func CheckDSN(dsn string) error {
+	switch {
+	case dsn == "":
+		return errors.New("authstore: no database given: pass a SQLite file path or a postgres:// URL")
+	case isPostgres(dsn):
+		return nil
+	case isKeyValue(dsn):
+		return fmt.Errorf("authstore: the database %q looks like a PostgreSQL key=value connection string; "+
+			"give it as a URL instead, postgres://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require", Redact(dsn))
+	case otherScheme.MatchString(dsn):
+		return fmt.Errorf("authstore: the database %q is neither a postgres:// URL nor a SQLite file path; "+
+			"for PostgreSQL give postgres://USER:PASSWORD@HOST:5432/DBNAME, for SQLite a file path "+
+			"(one whose name has a colon can start with ./)", Redact(dsn))
+	}
+	return nil
+}
+
+// otherScheme matches the start of a URL ("scheme:"), or of "user:password@"
+// without a scheme. One letter and a colon is a Windows drive, not a scheme.
+var otherScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
 
 // isPostgres reports whether dsn is a PostgreSQL URL.
 func isPostgres(dsn string) bool {

@@ -56,6 +56,12 @@ func TestRedact(t *testing.T) {
 		{"host=db dbname=auth user=app password=s3cret", "host=db dbname=auth user=app password=xxxxx"},
 		{"host=db password='s3 cret' sslmode=require", "host=db password=xxxxx sslmode=require"},
 		{"dbname=auth sslpassword = k3y", "dbname=auth sslpassword = xxxxx"},
+		// Mistyped or missing schemes: not opened, but named in the refusal.
+		{"postgress://app:s3cret@db.example.com/auth", "postgress:xxxxx@db.example.com/auth"},
+		{"postgres:/app:s3cret@db.example.com/auth", "postgres:xxxxx@db.example.com/auth"},
+		{"app:s3cret@db.example.com", "app:xxxxx@db.example.com"},
+		{"sqlite:auth2.db", "sqlite:auth2.db"},
+		{`C:\data\auth.db`, `C:\data\auth.db`},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
@@ -63,15 +69,21 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-// TestOpenRefusesKeyValue: a libpq key=value connection string is refused
-// with a message asking for a URL, without its password, and without
-// creating a SQLite file named after it.
-func TestOpenRefusesKeyValue(t *testing.T) {
+// TestOpenRefusesNonDatabases: what is neither a postgres:// URL nor a
+// SQLite file path (a libpq key=value string, a mistyped scheme, a URL
+// whose scheme was forgotten) is refused with a message asking for a URL
+// or a path, without its password, and without creating a SQLite file
+// named after it.
+func TestOpenRefusesNonDatabases(t *testing.T) {
 	t.Chdir(t.TempDir())
 	for _, dsn := range []string{
 		"host=db.example.com dbname=mcp user=mcp password=kv-s3cret",
 		"password=kv-s3cret host=db.example.com",
 		"dbname=mcp sslmode=require",
+		"postgress://mcp:kv-s3cret@db.example.com/mcp",
+		"postgres:/mcp:kv-s3cret@db.example.com/mcp",
+		"mcp:kv-s3cret@db.example.com",
+		"sqlite:auth2.db",
 	} {
 		_, err := Open(t.Context(), dsn, Options{})
 		if err == nil || !strings.Contains(err.Error(), "postgres://") || strings.Contains(err.Error(), "kv-s3cret") {
@@ -79,8 +91,14 @@ func TestOpenRefusesKeyValue(t *testing.T) {
 		}
 	}
 	if entries, _ := os.ReadDir("."); len(entries) != 0 {
-		t.Errorf("Open of key=value strings created %d files", len(entries))
+		t.Errorf("Open of non-databases created %d files", len(entries))
 	}
+	// A file name with a colon still works, starting with "./".
+	st, err := Open(t.Context(), "./auth:2.db", Options{})
+	if err != nil {
+		t.Fatalf("Open(./auth:2.db): %v", err)
+	}
+	st.Close()
 }
 
 // TestPostgresOpenErrors: the usual misconfigurations fail Open with a

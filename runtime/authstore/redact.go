@@ -10,12 +10,19 @@ import (
 // error messages: the password in the URL's user information and the
 // password and sslpassword query parameters. A SQLite path is returned
 // unchanged. A PostgreSQL URL that does not parse is reduced to its scheme,
-// since where the password sits in it cannot be told.
+// since where the password sits in it cannot be told; so is the user
+// information of a string that only looks like a URL (a mistyped
+// scheme: "postgress://app:s3cret@db" becomes "postgress:xxxxx@db").
 func Redact(dsn string) string {
 	if isKeyValue(dsn) {
 		return keyValuePassword.ReplaceAllString(dsn, "${1}xxxxx")
 	}
 	if !isPostgres(dsn) {
+		if scheme := otherScheme.FindString(dsn); scheme != "" {
+			if at := strings.LastIndexByte(dsn, '@'); at >= 0 {
+				return scheme + "xxxxx" + dsn[at:]
+			}
+		}
 		return dsn
 	}
 	u, err := url.Parse(dsn)

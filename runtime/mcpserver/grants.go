@@ -133,6 +133,9 @@ func addDBFlag(flags *flagSet, why string) *string {
 // wrong directory must not create an empty database and report that it
 // holds nothing. flag and env name where dsn came from, for messages.
 func openDatabase(ctx context.Context, dsn, flag, env string) (authstore.Store, error) {
+	if err := checkDatabase(dsn, flag, env); err != nil {
+		return nil, err
+	}
 	if !isDatabaseURL(dsn) {
 		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s %s (env %s): no such database; run the command where the server keeps its database, or name it with %s", flag, authstore.Redact(dsn), env, flag)
@@ -143,6 +146,16 @@ func openDatabase(ctx context.Context, dsn, flag, env string) (authstore.Store, 
 		return nil, fmt.Errorf("%s %s (env %s): %w", flag, authstore.Redact(dsn), env, err)
 	}
 	return st, nil
+}
+
+// checkDatabase refuses a dsn that is neither a postgres:// URL nor a SQLite
+// file path (authstore.CheckDSN), before a command changes anything. flag
+// and env name where dsn came from, for the message.
+func checkDatabase(dsn, flag, env string) error {
+	if err := authstore.CheckDSN(dsn); err != nil {
+		return &UsageError{fmt.Errorf("%s (env %s): %w", flag, env, err)}
+	}
+	return nil
 }
 
 // isDatabaseURL reports whether dsn names a database server (PostgreSQL)

@@ -215,6 +215,11 @@ func TestUserCommands(t *testing.T) {
 		{args: []string{"user", "add"}, wantErr: "takes one argument, NAME"},
 		{args: []string{"user", "remove", "bob"}, wantStderr: "removed bob from " + users + "\nno database " + noDB + " here, so no apps signed out at once"},
 		{args: []string{"user", "list"}, wantOut: "carol\n"},
+		// A mistyped database URL is refused before the users file changes,
+		// and its password is not repeated.
+		{args: []string{"user", "remove", "carol", "--db", "postgress://mcp:db-s3cret@db.example.com/mcp"}, wantErr: "--db (env MCP_DB): authstore: the database \"postgress:xxxxx@db.example.com/mcp\" is neither a postgres:// URL nor a SQLite file path"},
+		{args: []string{"user", "add", "carol", "--password-stdin", "--db", "mcp:db-s3cret@db.example.com"}, stdin: "carol-password-2\n", wantErr: "neither a postgres:// URL"},
+		{args: []string{"user", "list"}, wantOut: "carol\n"},
 		{args: []string{"user", "list", "--users", filepath.Join(t.TempDir(), "none.txt")}, wantOut: ""},
 	}
 	defer func() {
@@ -225,8 +230,8 @@ func TestUserCommands(t *testing.T) {
 	for _, s := range steps {
 		out, stderr, err := run(t, opts, env, s.stdin, s.args...)
 		if s.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), s.wantErr) {
-				t.Fatalf("%q: error = %v, want %q", s.args, err, s.wantErr)
+			if err == nil || !strings.Contains(err.Error(), s.wantErr) || strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("%q: error = %v, want %q (and no password)", s.args, err, s.wantErr)
 			}
 			continue
 		}
@@ -385,6 +390,8 @@ func TestServeRefuses(t *testing.T) {
 		{"unused clients negative", nil, map[string]string{"MCP_UNUSED_CLIENT_TTL": "-1h"}, []string{"MCP_UNUSED_CLIENT_TTL", "--unused-client-ttl"}},
 		{"database in a missing directory", []string{"--db", filepath.Join(t.TempDir(), "gone", "auth.db")}, nil, []string{"--db", "MCP_DB", "no such file"}},
 		{"database server unreachable", []string{"--db", "postgres://mcp:s3cret-pw@127.0.0.1:1/mcp?connect_timeout=5"}, nil, []string{"--db", "MCP_DB", "mcp:xxxxx@127.0.0.1:1"}},
+		{"database URL mistyped", []string{"--db", "postgress://mcp:s3cret-pw@db.example.com/mcp"}, nil, []string{"--db", "MCP_DB", "postgress:xxxxx@db.example.com/mcp", "neither a postgres:// URL nor a SQLite file path"}},
+		{"database URL without a scheme", []string{"--db", "mcp:s3cret-pw@db.example.com"}, nil, []string{"--db", "neither a postgres:// URL"}},
 		{"unknown flag", []string{"--acces-ttl", "1h"}, nil, []string{"unknown flag --acces-ttl"}},
 		{"positional argument", []string{"now"}, nil, []string{"takes no arguments"}},
 	}

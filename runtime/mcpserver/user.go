@@ -52,6 +52,9 @@ func user(ctx context.Context, args []string, env Env) error {
 		if err := userfile.ValidateUsername(name); err != nil {
 			return &UsageError{err}
 		}
+		if err := checkDatabase(*db, "--db", "MCP_DB"); err != nil {
+			return err
+		}
 		existing, err := userfile.List(*path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("--users %s (env MCP_USERS): %w", *path, err)
@@ -76,6 +79,9 @@ func user(ctx context.Context, args []string, env Env) error {
 			return helpOr(err, flags, env, "user remove NAME [flags]")
 		}
 		name := flags.Arg(0)
+		if err := checkDatabase(*db, "--db", "MCP_DB"); err != nil {
+			return err
+		}
 		if err := userfile.Remove(*path, name); err != nil {
 			return err
 		}
@@ -109,7 +115,7 @@ func signOut(ctx context.Context, env Env, dsn, name, done string) error {
 	when := fmt.Sprintf("running servers refuse their tokens within %s of seeing the users file change", userfile.PollInterval)
 	if !isDatabaseURL(dsn) {
 		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(env.Stderr, "no database %s here, so no apps signed out at once; %s (pass --db or set MCP_DB to sign them out now)\n", dsn, when)
+			fmt.Fprintf(env.Stderr, "no database %s here, so no apps signed out at once; %s (pass --db or set MCP_DB to sign them out now)\n", authstore.Redact(dsn), when)
 			return nil
 		}
 	}
