@@ -91,10 +91,11 @@ type cimdFetcher struct {
 	now           func() time.Time
 	sem           chan struct{}
 
-	mu    sync.Mutex
-	cache map[string]cimdEntry
-	hosts map[string]*hostSlots // hosts being fetched from
-	addrs map[string]int        // fetches under way per client address key
+	mu     sync.Mutex
+	cache  map[string]cimdEntry  // documents, by URL
+	failed map[string]cimdEntry  // failed fetches, by URL
+	hosts  map[string]*hostSlots // hosts being fetched from
+	addrs  map[string]int        // fetches under way per client address key
 }
 
 // hostSlots are the fetch slots of one host; users counts the fetches
@@ -116,6 +117,7 @@ func newCIMDFetcher(allowLoopback bool, now func() time.Time) *cimdFetcher {
 		now:           now,
 		sem:           make(chan struct{}, maxMetadataFetching),
 		cache:         make(map[string]cimdEntry),
+		failed:        make(map[string]cimdEntry),
 		hosts:         make(map[string]*hostSlots),
 		addrs:         make(map[string]int),
 	}
@@ -235,18 +237,31 @@ func (f *cimdFetcher) validMetadataURL(id string) error {
 // for a request from the client address key addr if it is not cached. One
 // address may have maxFetchingPerAddr fetches under way, so that it cannot
 // take every slot of the pool (with documents on many slow hosts) and stop
-// the sign-ins of other users' apps.
-func (f *cimdFetcher) get(ctx context.Context, id, addr string) (*authstore.Client, error) {
+// the sign-ins of other users' apps. fetched reports that this call
+// fetched the document (or tried to), so that a failure is logged once per
+// fetch rather than once per request.
+//
+// A malformed URL is refused without a fetch and without being cached:
+// checking it again is cheaper than remembering it. Failed fetches are
+// cached apart from documents, so that failures, which anyone can cause,
+// never push a working document out of the cache.
+func (f *cimdFetcher) get(ctx context.Context, id, addr string) (c *authstore.Client, fetched bool, err error) {
+	if err := f.validMetadataURL(id); err != nil {
+		return nil, false, err
+	}
 	now := f.now()
 	f.mu.Lock()
 	e, ok := f.cache[id]
+	if !ok {
+		e, ok = f.failed[id]
+	}
 	if ok && now.Before(e.expires) {
 		f.mu.Unlock()
-		return e.client, e.err
+		return e.client, false, e.err
 	}
 	if f.addrs[addr] >= maxFetchingPerAddr {
 		f.mu.Unlock()
-		return nil, errFetchBusy
+		return nil, false, errFetchBusy
 	}
 	f.addrs[addr]++
 	f.mu.Unlock()
@@ -258,21 +273,22 @@ func (f *cimdFetcher) get(ctx context.Context, id, addr string) (*authstore.Clie
 		f.mu.Unlock()
 	}()
 	c, ttl, err := f.fetch(ctx, id)
+	cache := f.cache
 	if err != nil {
-		ttl = metadataFailureTTL
+		cache, ttl = f.failed, metadataFailureTTL
 		if errors.Is(err, context.Canceled) || errors.Is(err, errFetchBusy) {
 			ttl = 0
 		}
 	}
 	if ttl > 0 {
 		f.mu.Lock()
-		if len(f.cache) >= maxMetadataCache {
-			clear(f.cache)
+		if len(cache) >= maxMetadataCache {
+			clear(cache)
 		}
-		f.cache[id] = cimdEntry{client: c, err: err, expires: now.Add(ttl)}
+		cache[id] = cimdEntry{client: c, err: err, expires: now.Add(ttl)}
 		f.mu.Unlock()
 	}
-	return c, err
+	return c, true, err
 }
 
 // hostOf is the host[:port] of a metadata URL (already validated).
@@ -335,10 +351,8 @@ type metadataDoc struct {
 
 // fetch retrieves and validates the document at id, returning how long it
 // may be cached.
+// fetch fetches the document at id, a URL validMetadataURL accepted.
 func (f *cimdFetcher) fetch(ctx context.Context, id string) (*authstore.Client, time.Duration, error) {
-	if err := f.validMetadataURL(id); err != nil {
-		return nil, metadataFailureTTL, err
-	}
 	// The timeout covers the wait for a slot too: a fetch queued behind a
 	// stalled host gives up with it.
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
@@ -436,14 +450,16 @@ func cacheTTL(h http.Header) time.Duration {
 // document that cannot be used is a *pageError saying why.
 func (s *Server) lookupClient(ctx context.Context, id, addr string) (*authstore.Client, error) {
 	if s.cimd.isMetadataURL(id) {
-		c, err := s.cimd.get(ctx, id, addr)
+		c, fetched, err := s.cimd.get(ctx, id, addr)
 		if errors.Is(err, errFetchBusy) {
-			s.log.WarnContext(ctx, "client metadata document not fetched: too many fetches under way", "client_id", id, "error", err)
+			s.log.WarnContext(ctx, "client metadata document not fetched: too many fetches under way", "client_id", untrusted(id), "error", err)
 			return nil, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy",
 				Message: "The server is fetching too many application descriptions right now. Go back to your app and try again in a moment."}
 		}
 		if err != nil {
-			s.log.InfoContext(ctx, "client metadata document refused", "client_id", id, "error", err)
+			if fetched { // once per fetch, not once per request
+				s.log.InfoContext(ctx, "client metadata document refused", "client_id", untrusted(id), "error", err)
+			}
 			msg := "it could not be fetched"
 			if de, ok := errors.AsType[*docError](err); ok {
 				msg = de.msg

@@ -67,12 +67,12 @@ func TestCIMDRefusesNonPublicAddress(t *testing.T) {
 		strings.Replace(ts.URL, "127.0.0.1", "localhost", 1) + "/client.json",
 		ts.URL + "/client.json",
 	} {
-		_, err := f.get(t.Context(), id, "203.0.113.7")
+		_, _, err := f.get(t.Context(), id, "203.0.113.7")
 		if !errors.Is(err, errNotPublic) {
 			t.Errorf("get(%s) = %v, want errNotPublic", id, err)
 		}
 	}
-	if _, err := f.get(t.Context(), "http://127.0.0.1:1/client.json", "203.0.113.7"); err == nil {
+	if _, _, err := f.get(t.Context(), "http://127.0.0.1:1/client.json", "203.0.113.7"); err == nil {
 		t.Error("plain http metadata URL accepted without the test option")
 	}
 	if n := hits.Load(); n != 0 {
@@ -147,7 +147,7 @@ func TestCIMDDocumentRules(t *testing.T) {
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			id := base + tc.path
-			c, err := f.get(t.Context(), id, "203.0.113.7")
+			c, _, err := f.get(t.Context(), id, "203.0.113.7")
 			if tc.ok != (err == nil) {
 				t.Fatalf("get(%s) = %+v, %v; want ok=%v", tc.path, c, err, tc.ok)
 			}
@@ -187,7 +187,7 @@ func TestCIMDCache(t *testing.T) {
 				if i == 2 {
 					now = now.Add(tc.advance)
 				}
-				if _, err := f.get(t.Context(), base+tc.path, "203.0.113.7"); err != nil {
+				if _, _, err := f.get(t.Context(), base+tc.path, "203.0.113.7"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -195,6 +195,48 @@ func TestCIMDCache(t *testing.T) {
 				t.Fatalf("%d fetches, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCIMDFailuresCachedApart: what any stranger can cause (malformed
+// URLs, failed fetches) never pushes a working document out of the cache;
+// a malformed URL is not fetched, cached or reported as fetched; a failed
+// fetch is reported as fetched once, then served from the cache.
+func TestCIMDFailuresCachedApart(t *testing.T) {
+	const doc = `{"client_id":%q,"redirect_uris":["https://a.example/cb"]}`
+	base, hits := docServer(t, map[string]func(http.ResponseWriter, string){"/good.json": jsonDoc("", doc)})
+	f := newCIMDFetcher(true, time.Now)
+	const addr = "203.0.113.7"
+	if _, fetched, err := f.get(t.Context(), base+"/good.json", addr); err != nil || !fetched {
+		t.Fatalf("first get of the document: fetched %v, %v", fetched, err)
+	}
+	malformed := "https://x.invalid/" + strings.Repeat("a", 7000)
+	for range 3 {
+		if _, fetched, err := f.get(t.Context(), malformed, addr); err == nil || fetched {
+			t.Fatalf("malformed URL: fetched %v, %v; want a refusal without a fetch", fetched, err)
+		}
+	}
+	for i := range maxMetadataCache + 10 {
+		_, fetched, err := f.get(t.Context(), fmt.Sprintf("%s/missing-%d.json", base, i), addr)
+		if err == nil || !fetched {
+			t.Fatalf("missing document %d: fetched %v, %v; want a fetch that fails", i, fetched, err)
+		}
+	}
+	if _, fetched, err := f.get(t.Context(), base+"/missing-1009.json", addr); err == nil || fetched {
+		t.Errorf("a failure just cached: fetched %v, %v; want the cached failure", fetched, err)
+	}
+	before := hits.Load()
+	if _, fetched, err := f.get(t.Context(), base+"/good.json", addr); err != nil || fetched {
+		t.Errorf("the document after %d failures: fetched %v, %v; want it from the cache", maxMetadataCache+10, fetched, err)
+	}
+	if hits.Load() != before {
+		t.Error("the document was fetched again: failures pushed it out of the cache")
+	}
+	f.mu.Lock()
+	_, cached := f.failed[malformed]
+	f.mu.Unlock()
+	if cached {
+		t.Error("a malformed URL was cached")
 	}
 }
 
@@ -256,15 +298,15 @@ func TestCIMDFetchesPerAddress(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := f.get(t.Context(), goodBase+"/good.json", attacker); !errors.Is(err, errFetchBusy) {
+	if _, _, err := f.get(t.Context(), goodBase+"/good.json", attacker); !errors.Is(err, errFetchBusy) {
 		t.Errorf("one more fetch from the attacker's address: %v, want errFetchBusy", err)
 	}
-	if _, err := f.get(t.Context(), goodBase+"/good.json", other); err != nil {
+	if _, _, err := f.get(t.Context(), goodBase+"/good.json", other); err != nil {
 		t.Errorf("another address's fetch while the attacker's stall: %v", err)
 	}
 	close(release)
 	stalled.Wait()
-	if _, err := f.get(t.Context(), goodBase+"/good.json", attacker); err != nil {
+	if _, _, err := f.get(t.Context(), goodBase+"/good.json", attacker); err != nil {
 		t.Errorf("the attacker's address once its fetches ended: %v (a busy refusal was cached?)", err)
 	}
 	f.mu.Lock()

@@ -340,6 +340,26 @@ func TestHostileRegistrationMetadataSize(t *testing.T) {
 	}
 }
 
+// TestHostileMetadataURLLogFlood: a stranger sending /authorize a
+// client_id that looks like a metadata document URL but is malformed (here
+// 7000 bytes long) gets 400 each time, and the server writes no log line
+// per request: the URL is refused without a fetch, and only a fetch's
+// failure is logged, once, cut short.
+func TestHostileMetadataURLLogFlood(t *testing.T) {
+	e := newEnv(t)
+	before := len(e.logs.String())
+	id := "https://x.invalid/" + strings.Repeat("a", 7000) + "<i>"
+	for range 50 {
+		req, _ := http.NewRequest(http.MethodGet, e.base+"/authorize?"+url.Values{"client_id": {id}, "response_type": {"code"}}.Encode(), nil)
+		if resp, _ := e.do(req); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("GET /authorize with a malformed metadata URL = %d, want 400", resp.StatusCode)
+		}
+	}
+	if grew := len(e.logs.String()) - before; grew > 0 {
+		t.Errorf("50 refused requests logged %d bytes:\n%.500s", grew, e.logs.String()[before:])
+	}
+}
+
 // Issue item 9: operating-system protocol-handler schemes were accepted as
 // redirect URIs; app schemes must keep working.
 func TestHostileRedirectSchemes(t *testing.T) {
