@@ -380,6 +380,8 @@ func TestServeRefuses(t *testing.T) {
 		{"every interface needs a base URL", []string{"--addr", "0.0.0.0:8080"}, nil, []string{"--base-url", "MCP_BASE_URL", "--addr"}},
 		{"plain http on a public host", []string{"--base-url", "http://mcp.example.com"}, nil, []string{"--base-url", "MCP_BASE_URL", "https"}},
 		{"base URL with a path", []string{"--base-url", "https://mcp.example.com/mcp"}, nil, []string{"--base-url", "scheme, host and port"}},
+		{"base URL with an empty fragment", []string{"--base-url", "https://mcp.example.com/#"}, nil, []string{"--base-url", "scheme, host and port"}},
+		{"base URL with an empty port", []string{"--base-url", "https://mcp.example.com:"}, nil, []string{"--base-url", `port ""`}},
 		{"bad trusted proxies", nil, map[string]string{"MCP_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"}, []string{"MCP_TRUSTED_PROXIES", "--trusted-proxies", "nonsense"}},
 		{"bad origin", []string{"--allowed-origins", "localhost:6274"}, nil, []string{"--allowed-origins", "MCP_ALLOWED_ORIGINS"}},
 		{"bad log format", []string{"--log-format", "xml"}, nil, []string{"--log-format", "MCP_LOG_FORMAT", "text or json"}},

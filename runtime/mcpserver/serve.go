@@ -300,7 +300,7 @@ func (c *serveConfig) authConfig(opts Options, log *slog.Logger) (mcpauth.Config
 
 // checkBaseURL checks a public URL: http(s), a host, no path, query,
 // fragment or user info, and plain http only on a loopback host. It
-// returns the URL without a trailing slash.
+// returns the URL as scheme://host[:port], the form clients are shown.
 func checkBaseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	switch {
@@ -308,17 +308,17 @@ func checkBaseURL(raw string) (string, error) {
 		return "", errors.New("not a URL")
 	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
 		return "", errors.New("want an http(s) URL such as https://mcp.example.com")
-	case u.User != nil, u.RawQuery != "", u.ForceQuery, u.Fragment != "", u.Path != "" && u.Path != "/":
+	case u.User != nil, u.RawQuery != "", u.ForceQuery, u.Fragment != "", strings.Contains(raw, "#"), u.Path != "" && u.Path != "/":
 		return "", errors.New("want only scheme, host and port, e.g. https://mcp.example.com (MCP is served at its /mcp)")
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
 		return "", errors.New("plain http is allowed only on 127.0.0.1, [::1] or localhost; use https behind a TLS-terminating proxy")
 	}
-	if p := u.Port(); p != "" {
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return "", fmt.Errorf("port %q: want a number from 1 to 65535", p)
 		}
 	}
-	return strings.TrimSuffix(raw, "/"), nil
+	return u.Scheme + "://" + u.Host, nil
 }
 
 func isLoopback(host string) bool {
