@@ -384,6 +384,22 @@ func (s *Server) connectedApps(ctx context.Context, user string) ([]accountApp, 
 	return apps, nil
 }
 
+// redirectTarget is where a redirect URI sends the user, as the pages name
+// it: the host of an http(s) URI, and only the scheme ("myapp:") of any
+// other. An app scheme's host part is chosen by whoever registered the
+// client: "evilapp://claude.ai/cb" opens whichever local app handles
+// evilapp:, so showing "claude.ai" would vouch for a site not involved.
+func redirectTarget(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Scheme == "http" || u.Scheme == "https" {
+		return u.Host
+	}
+	return u.Scheme + ":"
+}
+
 func latest(a accountApp) time.Time {
 	if a.LastUsed.After(a.FirstUsed) {
 		return a.LastUsed
@@ -391,18 +407,12 @@ func latest(a accountApp) time.Time {
 	return a.FirstUsed
 }
 
-// redirectHosts returns the distinct hosts (or "scheme:" for app schemes)
-// of redirect URIs, in order.
+// redirectHosts returns the distinct redirectTargets of redirect URIs, in
+// order.
 func redirectHosts(uris []string) []string {
 	var hosts []string
 	for _, raw := range uris {
-		h := raw
-		if u, err := url.Parse(raw); err == nil {
-			h = u.Host
-			if h == "" {
-				h = u.Scheme + ":"
-			}
-		}
+		h := redirectTarget(raw)
 		if !slices.Contains(hosts, h) {
 			hosts = append(hosts, h)
 		}

@@ -17,9 +17,6 @@ type oauthError struct {
 	Description string // error_description, safe to show; never contains secrets
 	Status      int    // HTTP status, 400 if zero
 	Err         error  // cause, logged only
-	// basic asks for WWW-Authenticate: Basic on a 401 (the client used the
-	// Authorization header, RFC 6749 §5.2).
-	basic bool
 	// retryAfter, if set, is sent as Retry-After (seconds).
 	retryAfter string
 	// io marks a body that could not be read (the client aborted, stalled
@@ -102,7 +99,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	if status == http.StatusUnauthorized && oe.basic {
+	if status == http.StatusUnauthorized {
+		// A 401 must carry a challenge (RFC 9110 §15.5.2), whichever way
+		// the client authenticated: Basic is the method the metadata
+		// advertises (RFC 6749 §5.2).
 		h.Set("WWW-Authenticate", `Basic realm="oauth"`)
 	}
 	if oe.retryAfter != "" {

@@ -174,13 +174,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, tx string, req *
 	if name == "" {
 		name = req.Client.ID
 	}
-	host := req.RedirectURI
-	if u, err := url.Parse(req.RedirectURI); err == nil {
-		host = u.Host
-		if host == "" {
-			host = u.Scheme + ":"
-		}
-	}
+	host := redirectTarget(req.RedirectURI)
 	clientURL := ""
 	if req.Client.Metadata {
 		clientURL = req.Client.ID

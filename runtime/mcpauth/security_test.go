@@ -944,8 +944,9 @@ func TestD2_TokenErrorSemantics(t *testing.T) {
 			if resp.StatusCode != tt.status || oauthErr(body) != tt.code {
 				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tt.status, tt.code)
 			}
-			if tt.basic[0] != "" && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
-				t.Errorf("invalid_client after Basic auth: WWW-Authenticate %q, want Basic", resp.Header.Get("WWW-Authenticate"))
+			// Every 401 carries a challenge, whether or not the client used Basic.
+			if tt.status == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+				t.Errorf("401 invalid_client: WWW-Authenticate %q, want Basic", resp.Header.Get("WWW-Authenticate"))
 			}
 		})
 	}
@@ -1860,6 +1861,22 @@ func TestH3_ClientNameEscaped(t *testing.T) {
 	}
 	if !strings.Contains(body, "client-host.example") {
 		t.Error("redirect host not shown")
+	}
+}
+
+// TestH3_AppSchemeShownByScheme: for an app-scheme redirect URI the page
+// names the scheme, never the URI's host part, which the registrant picks:
+// "evilapp://claude.ai/cb" must not read as "sent back to claude.ai".
+func TestH3_AppSchemeShownByScheme(t *testing.T) {
+	e := newEnv(t)
+	c := e.register(map[string]any{"client_name": "Claude", "redirect_uris": []string{"evilapp://claude.ai/api/mcp/auth_callback"}})
+	page, err := c.OpenAuthorize(ctx(t), mcpauthtest.AuthorizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(page.Body)
+	if strings.Contains(body, "claude.ai") || !strings.Contains(body, "evilapp:") {
+		t.Errorf("sign-in page for evilapp://claude.ai/…: want the scheme evilapp: named, not the host claude.ai:\n%s", body)
 	}
 }
 

@@ -189,19 +189,17 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, limit int64) (
 // client_secret, or Basic credentials with an empty secret, count as none).
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*authstore.Client, error) {
 	id, secret := form.Get("client_id"), form.Get("client_secret")
-	basic := false
 	if h := r.Header.Get("Authorization"); h != "" {
-		basic = true
 		bid, bsecret, ok := parseBasic(h)
 		if !ok {
-			return nil, &oauthError{Code: "invalid_client", Description: "malformed Basic credentials", Status: http.StatusUnauthorized, basic: true}
+			return nil, &oauthError{Code: "invalid_client", Description: "malformed Basic credentials", Status: http.StatusUnauthorized}
 		}
 		if secret != "" || (id != "" && id != bid) {
 			return nil, badRequestError("invalid_request", "use one client authentication method")
 		}
 		id, secret = bid, bsecret
 	}
-	fail := &oauthError{Code: "invalid_client", Description: "client authentication failed", Status: http.StatusUnauthorized, basic: basic}
+	fail := &oauthError{Code: "invalid_client", Description: "client authentication failed", Status: http.StatusUnauthorized}
 	if id == "" {
 		return nil, fail
 	}
