@@ -105,7 +105,7 @@ func TestSecurityDoc(t *testing.T) {
 		"MCP sessions (protocol revisions before 2026-07-28)": {docInt(lim.SessionsPerUser) + " per user", "after " + docDur(sessionIdleTTL) + " idle"},
 		"client ID metadata documents": {"at most " + docSize(maxMetadataDoc), "within " + docDur(metadataTimeout), docInt(maxFetchingPerHost) + " fetches per host", docInt(maxFetchingPerAddr) + " per client address",
 			docInt(maxMetadataFetching) + " in all", "kept " + docDur(metadataDefaultTTL), "(" + docDur(metadataMaxTTL) + " at most", docInt(maxMetadataCache) + " kept",
-			"remembered " + docDur(metadataFailureTTL)},
+			docInt(maxMetadataCache) + " failed fetches remembered " + docDur(metadataFailureTTL)},
 
 		"access tokens":                       {docDur(cfg.AccessTTL) + " (`--access-ttl`)"},
 		"refresh tokens":                      {docDur(cfg.RefreshTTL) + ", " + fmt.Sprint(int64(cfg.RefreshTTL/(24*time.Hour))) + " days (`--refresh-ttl`)"},

@@ -692,13 +692,13 @@ func TestPublicClientAuthentication(t *testing.T) {
 		basic     string  // Basic credentials "id:secret" with id filled in, or ""
 		encode    bool    // percent-encode every byte of the id in Basic
 		want      int
-		wantBasic bool // WWW-Authenticate: Basic expected
+		wantBasic bool // WWW-Authenticate: Basic expected (on every 401)
 	}{
 		{"client_id only", nil, "", false, 200, false},
 		{"empty client_secret", new(""), "", false, 200, false},
 		{"Basic with empty secret", nil, "%s:", false, 200, false},
 		{"Basic, every byte percent-encoded", nil, "%s:", true, 200, false},
-		{"made-up client_secret", new("made-up"), "", false, 401, false},
+		{"made-up client_secret", new("made-up"), "", false, 401, true},
 		{"Basic with made-up secret", nil, "%s:made-up", false, 401, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
