@@ -325,13 +325,11 @@ func (s *pgStore) CreateSession(ctx context.Context, idHash []byte, user string,
 			idHash, user, ms(now)); err != nil {
 			return fmt.Errorf("insert session: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM sessions WHERE seq IN (SELECT seq FROM sessions WHERE username = $1
-			ORDER BY last_used DESC, seq DESC OFFSET $2)`, user, s.limits.SessionsPerUser)
-		if err != nil {
+		// Past the cap, the user's least recently used go, without
+		// moving the revocation epoch (SessionStore.CreateSession).
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE seq IN (SELECT seq FROM sessions WHERE username = $1
+			ORDER BY last_used DESC, seq DESC OFFSET $2)`, user, s.limits.SessionsPerUser); err != nil {
 			return fmt.Errorf("evict sessions: %w", err)
-		}
-		if tag.RowsAffected() > 0 {
-			return pgBumpEpoch(ctx, tx)
 		}
 		return nil
 	})

@@ -328,13 +328,11 @@ func (s *sqliteStore) CreateSession(ctx context.Context, idHash []byte, user str
 			idHash, user, ms(now), ms(now)); err != nil {
 			return fmt.Errorf("insert session: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE seq IN (SELECT seq FROM sessions WHERE username = ?
-			ORDER BY last_used DESC, seq DESC LIMIT -1 OFFSET ?)`, user, s.limits.SessionsPerUser)
-		if err != nil {
+		// Past the cap, the user's least recently used go, without
+		// moving the revocation epoch (SessionStore.CreateSession).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE seq IN (SELECT seq FROM sessions WHERE username = ?
+			ORDER BY last_used DESC, seq DESC LIMIT -1 OFFSET ?)`, user, s.limits.SessionsPerUser); err != nil {
 			return fmt.Errorf("evict sessions: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			return bumpEpoch(ctx, tx)
 		}
 		return nil
 	})

@@ -177,6 +177,12 @@ type Limit struct {
 type SessionStore interface {
 	// CreateSession stores a new session of user. At
 	// Limits.SessionsPerUser it ends the user's least recently used.
+	// That eviction bounds the table; it is not a revocation, so it does
+	// not move the revocation epoch (EndSession does): a replica that has
+	// the evicted session's owner cached may accept it, from that owner,
+	// until its cache entry runs out. Moving the epoch would let one user
+	// opening sessions in a loop flush every replica's caches, for
+	// everyone, over and over.
 	CreateSession(ctx context.Context, idHash []byte, user string, now time.Time) error
 	// Session returns the session's owner, or ErrNotFound if it never
 	// existed, was ended or has been idle for SessionIdle at now.

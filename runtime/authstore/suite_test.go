@@ -869,7 +869,7 @@ func TestThrottleEviction(t *testing.T) {
 }
 
 // TestSessions: MCP sessions are owned, touched at most once a minute,
-// expire when idle and are capped per user.
+// expire when idle and are capped per user (evicting revokes nothing).
 func TestSessions(t *testing.T) {
 	forEachEngineWith(t, Options{Limits: Limits{SessionsPerUser: 2}}, func(t *testing.T, s Store) {
 		ctx := t.Context()
@@ -899,11 +899,19 @@ func TestSessions(t *testing.T) {
 		if _, err := s.Session(ctx, hashOf("s2"), t0.Add(SessionIdle+20*time.Second)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("a touch within a minute was recorded: %v", err)
 		}
-		// The cap (2) ends the user's least recently used session.
+		// The cap (2) ends the user's least recently used session,
+		// without moving the revocation epoch: evicting is not revoking.
 		s.CreateSession(ctx, hashOf("c1"), "carol", t0)
 		s.CreateSession(ctx, hashOf("c2"), "carol", t0)
 		s.TouchSession(ctx, hashOf("c1"), t0.Add(2*time.Minute))
+		before, err := s.Epoch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s.CreateSession(ctx, hashOf("c3"), "carol", t0.Add(3*time.Minute))
+		if after, err := s.Epoch(ctx); after != before || err != nil {
+			t.Errorf("evicting a session moved the epoch from %d to %d (%v)", before, after, err)
+		}
 		s.CreateSession(ctx, hashOf("b1"), "bob", t0.Add(3*time.Minute))
 		at := t0.Add(4 * time.Minute)
 		for id, want := range map[string]string{"c1": "carol", "c2": "", "c3": "carol", "b1": "bob"} {

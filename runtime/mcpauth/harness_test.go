@@ -49,6 +49,10 @@ type env struct {
 	cur       atomic.Pointer[mcpauth.Server]
 	skew      atomic.Int64 // nanoseconds added to the server's clock
 	hc        *http.Client // follows no redirects
+	// mcpSessions is how many legacy sessions mcp-go holds in memory
+	// (registered with the MCP server and not yet unregistered), as
+	// its session hooks report them.
+	mcpSessions atomic.Int64
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (the logger).
@@ -198,9 +202,14 @@ func newEnv(t testing.TB, mutate ...func(*mcpauth.Config)) *env {
 }
 
 // newMCPServer returns the test MCP server with the tool audit installed,
-// as a generated server has it.
+// as a generated server has it, and hooks that count the sessions it holds
+// (mcpSessions).
 func (e *env) newMCPServer() *server.MCPServer {
-	return newMCPServer(server.WithToolHandlerMiddleware(mcpauth.ToolAudit(e.cfg.Logger, e.cfg.Metrics)))
+	hooks := &server.Hooks{}
+	hooks.AddOnRegisterSession(func(context.Context, server.ClientSession) { e.mcpSessions.Add(1) })
+	hooks.AddOnUnregisterSession(func(context.Context, server.ClientSession) { e.mcpSessions.Add(-1) })
+	return newMCPServer(server.WithToolHandlerMiddleware(mcpauth.ToolAudit(e.cfg.Logger, e.cfg.Metrics)),
+		server.WithHooks(hooks))
 }
 
 // advance moves the server's clock forward by d.

@@ -486,6 +486,141 @@ func TestHostileSessionsOwnedOnEveryMethod(t *testing.T) {
 	}
 }
 
+// Issue: the store keeps at most Limits.SessionsPerUser legacy sessions per
+// user, but mcp-go kept the in-memory state of every session the store
+// evicted until its idle sweeper ran, 30 minutes later: one user sending
+// initialize in a loop grew a replica's memory without bound. Each eviction
+// also moved the revocation epoch, so the loop flushed every replica's
+// token cache, for everyone, over and over. Now mcp-go holds at most the
+// cap per user on each replica, and eviction revokes nothing.
+func TestHostileSessionsBoundedPerUser(t *testing.T) {
+	const limit = 3
+	e := newEnv(t, func(c *mcpauth.Config) { mcpauth.SetStoreLimits(c, authstore.Limits{SessionsPerUser: limit}) })
+	c := e.register(nil)
+	alice := e.tokens(c).AccessToken
+	res := e.authorize(c, mcpauthtest.AuthorizeOptions{Username: "bob", Password: testUsers["bob"]})
+	bobTok, err := c.Exchange(ctx(t), res.Code, res.Verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := bobTok.AccessToken
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	open := func(token string) string {
+		t.Helper()
+		st, h := e.mcpRequest(http.MethodPost, token, "", init)
+		if st != http.StatusOK || h.Get("Mcp-Session-Id") == "" {
+			t.Fatalf("initialize: %d, session %q", st, h.Get("Mcp-Session-Id"))
+		}
+		return h.Get("Mcp-Session-Id")
+	}
+
+	bobSession := open(bob)
+	var sessions []string
+	for range limit + 5 {
+		sessions = append(sessions, open(alice))
+	}
+	if n := e.mcpSessions.Load(); n != limit+1 {
+		t.Errorf("mcp-go holds %d sessions after alice opened %d (cap %d) and bob 1; want %d",
+			n, len(sessions), limit, limit+1)
+	}
+	for i, s := range sessions {
+		want := http.StatusOK
+		if i < len(sessions)-limit {
+			want = http.StatusNotFound // evicted, oldest first
+		}
+		if st, _ := e.mcpRequest(http.MethodPost, alice, s, list); st != want {
+			t.Errorf("alice's session %d of %d: %d, want %d", i+1, len(sessions), st, want)
+		}
+	}
+	if st, _ := e.mcpRequest(http.MethodPost, bob, bobSession, list); st != http.StatusOK {
+		t.Errorf("bob's session, opened before alice's: %d, want 200", st)
+	}
+
+	// An eviction revokes nothing: the replica keeps its cached tokens
+	// through its next sync, so alice's next request, and bob's, are
+	// answered without a database lookup.
+	lookups := func() uint64 { return dbOpCount(t, e.cfg.Metrics, "lookup_access") }
+	before := lookups()
+	sessions = append(sessions, open(alice)) // evicts one
+	time.Sleep(2 * authstore.DefaultSyncInterval)
+	e.mcpRequest(http.MethodPost, alice, sessions[len(sessions)-1], list)
+	e.mcpRequest(http.MethodPost, bob, bobSession, list)
+	if n := lookups() - before; n != 0 {
+		t.Errorf("%d token lookups in the database after an eviction, want 0 (the token cache was dropped)", n)
+	}
+
+	// The store and the replica each evict their own least recently used,
+	// which differ once a session has been used within the minute the
+	// store does not record touches for. A session this replica forgot
+	// but the store still has keeps working; one the store evicted works,
+	// for its owner, only as long as the replica has its owner cached.
+	t.Run("forgotten here, alive in the store", func(t *testing.T) {
+		a, b, c := open(alice), open(alice), open(alice)
+		if st, _ := e.mcpRequest(http.MethodPost, alice, a, list); st != http.StatusOK {
+			t.Fatalf("a: %d", st)
+		}
+		open(alice) // the store evicts a (oldest recorded use), the replica b (least recently seen)
+		for _, tc := range []struct {
+			name    string
+			later   time.Duration // the clock moves forward this much first
+			session string
+			want    int
+		}{
+			{"b, forgotten here", 0, b, http.StatusOK},
+			{"c", 0, c, http.StatusOK},
+			{"a, evicted from the store, owner cached", 0, a, http.StatusOK},
+			{"a, a minute later", time.Minute + time.Second, a, http.StatusNotFound},
+			{"b, a minute later", 0, b, http.StatusOK},
+		} {
+			e.advance(tc.later)
+			if st, _ := e.mcpRequest(http.MethodPost, alice, tc.session, list); st != tc.want {
+				t.Errorf("session %s: %d, want %d", tc.name, st, tc.want)
+			}
+		}
+		if n := e.mcpSessions.Load(); n > limit+1 {
+			t.Errorf("mcp-go holds %d sessions, want at most %d", n, limit+1)
+		}
+	})
+
+	// A session its owner ended leaves room: the next one forgets none.
+	t.Run("ended", func(t *testing.T) {
+		var last string
+		for range limit {
+			last = open(alice)
+		}
+		if st, _ := e.mcpRequest(http.MethodDelete, alice, last, ""); st != http.StatusOK {
+			t.Fatalf("DELETE: %d", st)
+		}
+		open(alice)
+		if n := e.mcpSessions.Load(); n != limit+1 {
+			t.Errorf("mcp-go holds %d sessions, want %d (alice's %d and bob's)", n, limit+1, limit)
+		}
+	})
+}
+
+// dbOpCount is how many store operations named op m has observed.
+func dbOpCount(t *testing.T, m *mcpauth.Metrics, op string) uint64 {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "mcp_db_operation_duration_seconds" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "op" && l.GetValue() == op {
+					return metric.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
+}
+
 // metadataQuery is an /authorize query for the client whose metadata
 // document is at id.
 func metadataQuery(id string) string {
