@@ -276,9 +276,21 @@ func (s *pgStore) RotateRefresh(ctx context.Context, oldHash []byte, t *Tokens, 
 			out = Retried
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
-			ms(now), old.Grant.ID); err != nil {
+		// The grant's revoked_at above may be stale: under READ COMMITTED,
+		// the first statement read the grant (which it does not lock) as
+		// of before it waited for the token's row lock, and the rotation
+		// that held the lock may have revoked the grant meanwhile (reuse
+		// seen by a concurrent rotation). This update waits for and
+		// rechecks the grant's latest version: if it is already revoked,
+		// the token is dead, and the reuse was reported by whoever revoked it.
+		tag, err := tx.Exec(ctx, `UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
+			ms(now), old.Grant.ID)
+		if err != nil {
 			return fmt.Errorf("revoke grant: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			out = Dead
+			return nil
 		}
 		out = Reused
 		return pgBumpEpoch(ctx, tx)

@@ -152,6 +152,9 @@ type Config struct {
 	// storeLimits bounds the shared tables (zero: authstore's defaults);
 	// tests shrink them.
 	storeLimits authstore.Limits
+	// usersCheckInterval replaces usersCheckInterval when set; tests that
+	// must decide when removals are applied stretch it.
+	usersCheckInterval time.Duration
 }
 
 // Defaults. (The throttling limits are in throttle.go.)

@@ -135,7 +135,11 @@ func (s *Server) usersLoop() {
 	defer close(s.coherenceDone)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	t := time.NewTicker(usersCheckInterval)
+	every := usersCheckInterval
+	if s.cfg.usersCheckInterval > 0 {
+		every = s.cfg.usersCheckInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -18,6 +18,13 @@ func SetReadTimeouts(s *Server, header, body, mcpBody time.Duration) {
 // (zero fields: the defaults), so that tests can reach them.
 func SetStoreLimits(c *Config, l authstore.Limits) { c.storeLimits = l }
 
+// SetUsersCheckInterval sets how often the server's background loop
+// applies removals from the users file (zero: every usersCheckInterval).
+// A test that runs SyncReplica itself makes it long, so that the loop,
+// which runs on the wall clock, cannot apply a version the test means to
+// be short-lived however slowly the test runs.
+func SetUsersCheckInterval(c *Config, d time.Duration) { c.usersCheckInterval = d }
+
 // AuditEvents exposes the audit event table to the external tests.
 var AuditEvents = auditEvents
 

@@ -625,16 +625,23 @@ func TestListenAndServe(t *testing.T) {
 		done <- mcpauth.ListenAndServe(ctx, mcpauth.Config{Addr: addr, Database: filepath.Join(dir, "auth.db"),
 			UsersPath: filepath.Join(dir, "users.txt")}, server.NewMCPServer("las-test", "1.0.0"))
 	}()
+	// Wait until it listens: New opens and migrates the database first,
+	// which takes a while on a busy machine. The deadline only bounds a
+	// server that never listens.
 	var resp *http.Response
-	for range 100 {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		resp, err = http.Get("http://" + addr + "/.well-known/oauth-authorization-server")
 		if err == nil {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
+		select {
+		case serr := <-done:
+			t.Fatalf("ListenAndServe returned before serving: %v (last GET: %v)", serr, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ListenAndServe does not serve after 30 s: %v", err)
+		}
 	}
 	var meta struct {
 		Issuer string `json:"issuer"`
