@@ -420,6 +420,7 @@ func (s *Server) Close() error {
 		if s.usersFile != nil {
 			s.usersFile.Close()
 		}
+		s.touches.stop() // the last writes of grants' last use
 		s.closeErr = s.store.Close()
 	})
 	return s.closeErr

@@ -236,8 +236,10 @@ func identityOf(info *authstore.Access) *Identity {
 // grant, so that it writes "last used" (shown by the grants list command
 // and on the account page) at most once a minute per grant.
 type grantTouches struct {
-	mu   sync.RWMutex
-	last map[string]time.Time
+	mu     sync.RWMutex
+	last   map[string]time.Time
+	closed bool           // Close has begun: no more writes start
+	writes sync.WaitGroup // the writes under way, which Close waits for
 }
 
 // Bounds of grantTouches: a full map is cleared (a few extra writes).
@@ -265,13 +267,26 @@ func (s *Server) touchGrant(grantID string, now time.Time) {
 	if t.last == nil || len(t.last) >= maxTouchedIDs {
 		t.last = make(map[string]time.Time)
 	}
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
 	t.last[grantID] = now
-	t.mu.Unlock()
-	go func() {
+	t.writes.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LockTimeout)
 		defer cancel()
 		s.store.TouchGrant(ctx, grantID, now)
-	}()
+	})
+	t.mu.Unlock()
+}
+
+// stop keeps touchGrant from starting writes, and waits for those under
+// way: Close calls it before it closes the database.
+func (t *grantTouches) stop() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.writes.Wait()
 }
 
 // lookupAccess finds a live access token by its hash, and the identity it
