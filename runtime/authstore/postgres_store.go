@@ -260,9 +260,12 @@ func (s *pgStore) RotateRefresh(ctx context.Context, oldHash []byte, t *Tokens, 
 			out = Rotated
 			return nil
 		}
+		// The successor's row is locked too: a rotation of the successor
+		// under way must be seen (it makes this a reuse), not raced past
+		// with one more access token.
 		var succUsed *int64
 		var succRevoked bool
-		err = tx.QueryRow(ctx, `SELECT used_at, revoked_at IS NOT NULL FROM tokens WHERE hash = $1 AND kind = 2`,
+		err = tx.QueryRow(ctx, `SELECT used_at, revoked_at IS NOT NULL FROM tokens WHERE hash = $1 AND kind = 2 FOR UPDATE`,
 			t.RefreshHash).Scan(&succUsed, &succRevoked)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("read successor refresh token: %w", err)
