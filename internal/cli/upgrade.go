@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
 
 	"github.com/mcpgen/create-mcp-server/internal/gen"
@@ -131,7 +132,16 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err := checkVersion(dir, m.GeneratorVersion, opts.Version); err != nil {
 		return err
 	}
-	a, added, err := upgradeAnswers(m.Answers, opts)
+	recorded := m.Answers
+	rename, err := moduleRename(dir, recorded.Module)
+	if err != nil {
+		return err
+	}
+	if rename != nil {
+		fmt.Fprintf(out, "module path is now %s (go.mod); rendering with it\n", rename.To)
+		recorded.Module = rename.To
+	}
+	a, added, err := upgradeAnswers(recorded, opts)
 	if err != nil {
 		return err
 	}
@@ -161,7 +171,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return err
 	}
-	planOpts := upgrade.Options{Merge: map[string]upgrade.MergeFunc{}}
+	planOpts := upgrade.Options{Merge: map[string]upgrade.MergeFunc{}, Rename: rename}
 	var mainMerge upgrade.MergeFunc
 	if nextMain := fileData(next, "main.go"); upgrade.IsPlumbingMain(current["main.go"]) && nextMain != nil && !upgrade.IsPlumbingMain(nextMain) {
 		// The project's main.go still holds the command line, which this
@@ -376,6 +386,30 @@ func countChanges(res *upgrade.Result) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// moduleRename reads the module path of the project in dir from its go.mod
+// and returns its change from recorded, the path the manifest records, or
+// nil if it is the same.
+func moduleRename(dir, recorded string) (*upgrade.ModuleRename, error) {
+	name := filepath.Join(dir, "go.mod")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("read the module path: %w; "+
+			"upgrade renders the project with the module path of its go.mod; nothing changed", err)}
+	}
+	mod := modfile.ModulePath(data)
+	if mod == "" {
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s has no module line (module PATH) that upgrade can read; "+
+			"fix it so that go build works, then run upgrade again; nothing changed", name)}
+	}
+	if err := gen.ValidateModule(mod); err != nil {
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: module path: %w; nothing changed", name, err)}
+	}
+	if mod == recorded {
+		return nil, nil
+	}
+	return &upgrade.ModuleRename{From: recorded, To: mod}, nil
 }
 
 // readManifest reads the manifest of dir, refusing a directory that was not

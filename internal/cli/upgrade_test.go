@@ -451,6 +451,27 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name: "a module path changed in go.mod and the imports is kept",
+			edit: func(t *testing.T, dir string) {
+				renameModule(t, dir, scenarioAnswers.Module, "github.com/me/weather")
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
+			},
+			lines: []string{"module path is now github.com/me/weather (go.mod); rendering with it",
+				"merged main.go", "updated internal/mcpauth/token.go", "unchanged auth_test.go", "unchanged internal/mcpserver/grants.go"},
+			check: func(t *testing.T, dir string) {
+				mustContain(t, dir, "go.mod", "module github.com/me/weather\n", nextRequire)
+				mustContain(t, dir, "main.go", `"github.com/me/weather/internal/mcpserver"`, `Version:     "1.4.0",`, mainLineNext)
+				mustContain(t, dir, gen.ManifestPath, `"module": "github.com/me/weather"`)
+				if got := readFile(t, dir, "internal/mcpauth/token.go"); got != strings.ReplaceAll(nextFiles["internal/mcpauth/token.go"], scenarioAnswers.Module, "github.com/me/weather") {
+					t.Errorf("token.go is not the new version")
+				}
+				if strings.Contains(readFile(t, dir, "main.go"), scenarioAnswers.Module) {
+					t.Error("main.go imports the old module path")
+				}
+			},
+			build: true,
+		},
+		{
 			name: "dry run prints the diff and writes nothing",
 			args: []string{"--dry-run"},
 			edit: func(t *testing.T, dir string) {
@@ -528,6 +549,25 @@ func TestUpgradeScenarios(t *testing.T) {
 	}
 }
 
+// renameModule changes the module path of the project in dir from old to
+// new in go.mod and in every Go file, as a user would with sed.
+func renameModule(t *testing.T, dir, old, new string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (!strings.HasSuffix(p, ".go") && d.Name() != "go.mod") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), old, new)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // addToolByHand adds a tool the way a project's README says: a file with
 // its arguments, constructor and handler (copied from tools.go), and a line
 // at the end of the list in tools().
@@ -600,6 +640,24 @@ func TestUpgradeRefuses(t *testing.T) {
 			},
 			version: nextVersion,
 			stderr:  "was made by create-mcp-server 0.30.0; this is " + nextVersion + "; nothing changed. Upgrade the generator: go run github.com/mcpgen/create-mcp-server/cmd/create-mcp-server@latest upgrade",
+		},
+		{
+			name: "no go.mod",
+			prepare: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "go.mod")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			version: nextVersion,
+			stderr:  "read the module path: open ",
+		},
+		{
+			name: "a go.mod without a module line",
+			prepare: func(t *testing.T, dir string) {
+				editFile(t, dir, "go.mod", "module example.com/weather\n", "modul example.com/weather\n")
+			},
+			version: nextVersion,
+			stderr:  "go.mod has no module line (module PATH) that upgrade can read",
 		},
 		{
 			name:    "a tool that exists",
