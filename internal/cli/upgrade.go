@@ -149,12 +149,21 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return fmt.Errorf("render %s: %w", dir, err)
 	}
+	var decls map[string]string
+	if len(added) > 0 {
+		if decls, err = packageDecls(dir); err != nil {
+			return err
+		}
+	}
 	for _, tool := range added {
 		// Render puts every tool in tools.go, which is the user's and is
 		// kept; a tool added now gets files of its own.
 		files, err := gen.RenderTool(opts.Templates, a, tool, opts.Version)
 		if err != nil {
 			return fmt.Errorf("render tool %s: %w", tool, err)
+		}
+		if err := checkToolFree(dir, tool, files, decls); err != nil {
+			return err
 		}
 		next = append(next, files...)
 	}
@@ -358,6 +367,91 @@ func packageIdents(dir string) (func(string) bool, error) {
 		})
 	}
 	return func(id string) bool { return idents[id] }, nil
+}
+
+// packageDecls returns the names declared at the top level of the Go files
+// at the root of the project in dir, each with the file that declares it.
+func packageDecls(dir string) (map[string]string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	decls := map[string]string{}
+	fset := token.NewFileSet()
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read project: %w", err)
+		}
+		for _, id := range topLevelNames(fset, name, data) {
+			if _, dup := decls[id]; !dup {
+				decls[id] = filepath.Base(name)
+			}
+		}
+	}
+	return decls, nil
+}
+
+// topLevelNames returns the names a Go file declares at the top level, or
+// none if it does not parse (the build will say what is wrong with it).
+func topLevelNames(fset *token.FileSet, name string, src []byte) []string {
+	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if d.Recv == nil {
+				ids = append(ids, d.Name.Name)
+			}
+		case *ast.GenDecl:
+			for _, spec := range d.Specs {
+				switch spec := spec.(type) {
+				case *ast.TypeSpec:
+					ids = append(ids, spec.Name.Name)
+				case *ast.ValueSpec:
+					for _, n := range spec.Names {
+						if n.Name != "_" {
+							ids = append(ids, n.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// checkToolFree refuses to add tool, whose files are files, to the project
+// in dir if one of the files is there already, or if decls (the project's
+// top-level names, see packageDecls) has a name the files declare.
+func checkToolFree(dir, tool string, files []gen.File, decls map[string]string) error {
+	t, err := gen.ToolList([]string{tool})
+	if err != nil {
+		return err
+	}
+	ids := t[0].Identifiers()
+	fset := token.NewFileSet()
+	for _, f := range files {
+		_, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err == nil {
+			return flagErrorf("--tools: cannot add the tool %q: %s is there already; "+
+				"rename or remove your file, or add the tool by hand; nothing changed", tool, f.Path)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read project: %w", err)
+		}
+		ids = append(ids, topLevelNames(fset, f.Path, f.Data)...)
+	}
+	for _, id := range ids {
+		if file, ok := decls[id]; ok {
+			return flagErrorf("--tools: cannot add the tool %q: %s declares %s already, "+
+				"which the tool's new files would declare again (did you add the tool by hand?); rename yours or pick another name; nothing changed", tool, file, id)
+		}
+	}
+	return nil
 }
 
 // report prints one line per file, and warnings.

@@ -667,6 +667,32 @@ func TestUpgradeRefuses(t *testing.T) {
 			usage:   true,
 		},
 		{
+			name: "a tool whose file the user has",
+			prepare: func(t *testing.T, dir string) {
+				src := "package main\n\n// My own weather helpers.\nfunc celsius(f float64) float64 { return (f - 32) * 5 / 9 }\n"
+				if err := os.WriteFile(filepath.Join(dir, "tools_weather.go"), []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:    []string{"--tools", "weather"},
+			version: gen.Version,
+			stderr:  `--tools: cannot add the tool "weather": tools_weather.go is there already`,
+			usage:   true,
+		},
+		{
+			name: "a tool the user added by hand",
+			prepare: func(t *testing.T, dir string) {
+				addToolByHand(t, dir, "search")
+				if err := os.Rename(filepath.Join(dir, "tools_search.go"), filepath.Join(dir, "search.go")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:    []string{"--tools", "search"},
+			version: gen.Version,
+			stderr:  `--tools: cannot add the tool "search": search.go declares searchTool already`,
+			usage:   true,
+		},
+		{
 			name:    "an invalid tool name",
 			args:    []string{"--tool", "bad name"},
 			version: gen.Version,
