@@ -472,6 +472,28 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name: "CRLF line endings alone are not edits, and stay",
+			edit: func(t *testing.T, dir string) {
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
+				toCRLF(t, dir)
+			},
+			lines: []string{"merged main.go", "updated README.md", "updated internal/mcpauth/token.go",
+				"unchanged internal/mcpserver/grants.go", "updated go.mod", "kept tools.go (yours)"},
+			check: func(t *testing.T, dir string) {
+				crlf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+				mustContain(t, dir, "main.go", crlf(`Version:     "1.4.0",`+"\n"), crlf(mainLineNext))
+				for _, name := range []string{"README.md", "internal/mcpauth/token.go", "go.mod"} {
+					if got := readFile(t, dir, name); got != crlf(nextFiles[name]) {
+						t.Errorf("%s is not the new version with CRLF line endings:\n%q", name, got)
+					}
+				}
+				if got := readFile(t, dir, "main.go"); strings.Count(got, "\n") != strings.Count(got, "\r\n") {
+					t.Error("main.go has lines that end in LF alone")
+				}
+			},
+			build: true,
+		},
+		{
 			name: "dry run prints the diff and writes nothing",
 			args: []string{"--dry-run"},
 			edit: func(t *testing.T, dir string) {
@@ -562,6 +584,25 @@ func renameModule(t *testing.T, dir, old, new string) {
 			return err
 		}
 		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), old, new)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// toCRLF converts every file of the project in dir to CRLF line endings,
+// as a Windows checkout with core.autocrlf=true would.
+func toCRLF(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), "\n", "\r\n")), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -295,18 +295,33 @@ func (p *planner) backupName(path string) string {
 }
 
 func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.File, inNext bool) (Change, error) {
-	cur, onDisk := p.current[path]
+	raw, onDisk := p.current[path]
 	c := Change{Path: path, Policy: nf.Policy, Mode: nf.Mode}
 	if !inNext {
 		c.Policy = old.Policy
 	}
 	if onDisk {
-		c.Old = cur
-		if cur == nil {
+		c.Old = raw
+		if raw == nil {
 			c.Old = []byte{}
 		}
 	}
 	c.New = c.Old // by default nothing changes
+	// A file with CRLF line endings is compared and merged as LF text, and
+	// gets them back when written.
+	cur, crlf := raw, isCRLF(raw)
+	if crlf {
+		cur = toLF(raw)
+	}
+	c, err := p.planLF(c, path, cur, old, inOld, nf, inNext, onDisk)
+	if crlf && c.New != nil {
+		c.New = toCRLF(c.New)
+	}
+	return c, err
+}
+
+// planLF is plan for cur, the file on disk with LF line endings.
+func (p *planner) planLF(c Change, path string, cur []byte, old gen.ManifestFile, inOld bool, nf gen.File, inNext, onDisk bool) (Change, error) {
 	edited := !inOld || p.edited(path, cur, old)
 
 	switch {
