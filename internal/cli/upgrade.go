@@ -342,8 +342,8 @@ func fileData(files []gen.File, p string) []byte {
 
 // packageIdents returns whether any Go file at the root of the project in
 // dir, other than main.go and auth_test.go (which the upgrade rewrites),
-// uses an identifier: the move of main.go to its short form keeps what
-// they call.
+// refers to a top-level name it does not declare itself: the move of
+// main.go to its short form keeps what they call.
 func packageIdents(dir string) (func(string) bool, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
@@ -355,16 +355,16 @@ func packageIdents(dir string) (func(string) bool, error) {
 		if b := filepath.Base(name); b == "main.go" || b == "auth_test.go" {
 			continue
 		}
-		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, name, nil, 0)
 		if err != nil {
 			continue // the build will say what is wrong with it
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if id, ok := n.(*ast.Ident); ok {
-				idents[id.Name] = true
-			}
-			return true
-		})
+		// The names the file does not declare itself: other files'
+		// top-level declarations (and predeclared ones), never a local
+		// variable or a field.
+		for _, id := range f.Unresolved {
+			idents[id.Name] = true
+		}
 	}
 	return func(id string) bool { return idents[id] }, nil
 }

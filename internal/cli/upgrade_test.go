@@ -819,3 +819,21 @@ func TestUpgradeInterruptedCanBeRerun(t *testing.T) {
 		t.Error("an interrupted and rerun upgrade ended elsewhere than an uninterrupted one")
 	}
 }
+
+func TestPackageIdents(t *testing.T) {
+	dir := t.TempDir()
+	src := "package main\n\ntype account struct{ serve bool }\n\n" +
+		"func region(a account) string {\n\tuser := envOr(\"WEATHER_REGION\", \"eu\")\n\tif a.serve {\n\t\treturn user\n\t}\n\treturn progName()\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "tools_key.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uses, err := packageIdents(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"envOr": true, "progName": true, "user": false, "serve": false, "region": false} {
+		if got := uses(id); got != want {
+			t.Errorf("uses(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

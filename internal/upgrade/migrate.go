@@ -69,7 +69,9 @@ func IsPlumbingMain(src []byte) bool {
 // the package other than main.go refers to an identifier.
 func MigrateMain(base, yours, theirs []byte, uses func(ident string) bool) (MergeResult, error) {
 	fset := token.NewFileSet()
-	yf, err := parser.ParseFile(fset, "main.go", yours, parser.ParseComments|parser.SkipObjectResolution)
+	// With object resolution, to tell a use of a top-level name from a
+	// local variable of the same name (see carryPlumbing).
+	yf, err := parser.ParseFile(fset, "main.go", yours, parser.ParseComments)
 	if err != nil {
 		return MergeResult{Data: theirs, KeepOld: true,
 			Warning: fmt.Sprintf("main.go did not parse (%v), so nothing of it could be carried into the new main.go", err)}, nil
@@ -255,7 +257,7 @@ func carryPlumbing(yf *ast.File, theirDecls map[string]string, added []ast.Decl,
 	}
 	var carried []string
 	needed := func(name string) bool {
-		return uses(name) || usesIdent(nodes, name) || slices.Contains(carried, name)
+		return uses(name) || refersTo(yf, nodes, name) || slices.Contains(carried, name)
 	}
 	done := make([]bool, len(cands))
 	for more := true; more; {
@@ -271,6 +273,38 @@ func carryPlumbing(yf *ast.File, theirDecls map[string]string, added []ast.Decl,
 		}
 	}
 	return added, carried
+}
+
+// refersTo reports whether any of nodes, parts of f (parsed with object
+// resolution), refers to a top-level declaration called name: an
+// identifier that is neither a field selected (x.name) nor a local
+// variable, parameter or field of that name.
+func refersTo(f *ast.File, nodes []ast.Node, name string) bool {
+	top := map[any]bool{}
+	for _, d := range f.Decls {
+		top[d] = true
+		if g, ok := d.(*ast.GenDecl); ok {
+			for _, s := range g.Specs {
+				top[s] = true
+			}
+		}
+	}
+	found := false
+	for _, n := range nodes {
+		selected := map[*ast.Ident]bool{}
+		ast.Inspect(n, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				selected[n.Sel] = true
+			case *ast.Ident:
+				if n.Name == name && !selected[n] && (n.Obj == nil || top[n.Obj.Decl]) {
+					found = true
+				}
+			}
+			return !found
+		})
+	}
+	return found
 }
 
 // A MergeResult is what a MergeFunc makes of a file.

@@ -133,6 +133,12 @@ func TestMigrateMain(t *testing.T) {
 			notWant: []string{"func envOr(", "func run("},
 		},
 		{
+			name:    "a local variable or field named like plumbing brings nothing along",
+			yours:   base + "\ntype account struct{ serve bool }\n\nfunc greet(a account) string {\n\tuser := \"x\"\n\tif a.serve {\n\t\treturn user\n\t}\n\treturn \"\"\n}\n",
+			want:    []string{"func greet(a account) string"},
+			notWant: []string{"func user(", "func serve(", "func readPassword("},
+		},
+		{
 			name:    "a declaration that clashes with the new file",
 			yours:   base + "\nfunc options() int { return 1 }\n",
 			keepOld: true,
