@@ -111,6 +111,11 @@ func TestUpgradeFromV010(t *testing.T) {
 	f.Close()
 	editFile(t, dir, "tools_test.go", "\t\t{name: \"forecast echoes\"", "\t\t{name: \"mine shouts\", tool: \"mine\", args: map[string]any{\"text\": \"hi\"}, want: \"HI!\"},\n\t\t{name: \"forecast echoes\"")
 	editFile(t, dir, "main.go", `env("MCP_ADDR", "127.0.0.1:8080")`, `env("MCP_ADDR", "127.0.0.1:9090")`)
+	// Code of the user's that calls a function of the old main.go's plumbing.
+	key := "package main\n\n// region is where the weather comes from.\nfunc region() string { return envOr(\"WEATHER_REGION\", \"eu\") }\n"
+	if err := os.WriteFile(filepath.Join(dir, "tools_key.go"), []byte(key), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	oldMain := readFile(t, dir, "main.go")
 
 	r := runUpgrade(t, dir, templates, rt, gen.Version)
@@ -136,7 +141,7 @@ func TestUpgradeFromV010(t *testing.T) {
 		}
 	}
 	mustContain(t, dir, "main.go", `"1.4.0"`, "\t\tforecastTool(),\n\t\tmineTool(),\n\t\tfetchPageTool(),\n", "func shout(s string) string",
-		"mcpserver.Main(", "func newMCPServer()")
+		"mcpserver.Main(", "func newMCPServer()", "func envOr(key, def string) string {")
 	if got := readFile(t, dir, "main.go.user-edit"); got != oldMain {
 		t.Error("main.go.user-edit is not the old main.go")
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
 
 	"github.com/mcpgen/create-mcp-server/internal/gen"
@@ -131,7 +132,16 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err := checkVersion(dir, m.GeneratorVersion, opts.Version); err != nil {
 		return err
 	}
-	a, added, err := upgradeAnswers(m.Answers, opts)
+	recorded := m.Answers
+	rename, err := moduleRename(dir, recorded.Module)
+	if err != nil {
+		return err
+	}
+	if rename != nil {
+		fmt.Fprintf(out, "module path is now %s (go.mod); rendering with it\n", rename.To)
+		recorded.Module = rename.To
+	}
+	a, added, err := upgradeAnswers(recorded, opts)
 	if err != nil {
 		return err
 	}
@@ -139,12 +149,21 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return fmt.Errorf("render %s: %w", dir, err)
 	}
+	var decls map[string]string
+	if len(added) > 0 {
+		if decls, err = packageDecls(dir); err != nil {
+			return err
+		}
+	}
 	for _, tool := range added {
 		// Render puts every tool in tools.go, which is the user's and is
 		// kept; a tool added now gets files of its own.
 		files, err := gen.RenderTool(opts.Templates, a, tool, opts.Version)
 		if err != nil {
 			return fmt.Errorf("render tool %s: %w", tool, err)
+		}
+		if err := checkToolFree(dir, tool, files, decls); err != nil {
+			return err
 		}
 		next = append(next, files...)
 	}
@@ -161,7 +180,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return err
 	}
-	planOpts := upgrade.Options{Merge: map[string]upgrade.MergeFunc{}}
+	planOpts := upgrade.Options{Merge: map[string]upgrade.MergeFunc{}, Rename: rename}
 	var mainMerge upgrade.MergeFunc
 	if nextMain := fileData(next, "main.go"); upgrade.IsPlumbingMain(current["main.go"]) && nextMain != nil && !upgrade.IsPlumbingMain(nextMain) {
 		// The project's main.go still holds the command line, which this
@@ -323,8 +342,8 @@ func fileData(files []gen.File, p string) []byte {
 
 // packageIdents returns whether any Go file at the root of the project in
 // dir, other than main.go and auth_test.go (which the upgrade rewrites),
-// uses an identifier: the move of main.go to its short form keeps what
-// they call.
+// refers to a top-level name it does not declare itself: the move of
+// main.go to its short form keeps what they call.
 func packageIdents(dir string) (func(string) bool, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
@@ -336,18 +355,103 @@ func packageIdents(dir string) (func(string) bool, error) {
 		if b := filepath.Base(name); b == "main.go" || b == "auth_test.go" {
 			continue
 		}
-		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, name, nil, 0)
 		if err != nil {
 			continue // the build will say what is wrong with it
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if id, ok := n.(*ast.Ident); ok {
-				idents[id.Name] = true
-			}
-			return true
-		})
+		// The names the file does not declare itself: other files'
+		// top-level declarations (and predeclared ones), never a local
+		// variable or a field.
+		for _, id := range f.Unresolved {
+			idents[id.Name] = true
+		}
 	}
 	return func(id string) bool { return idents[id] }, nil
+}
+
+// packageDecls returns the names declared at the top level of the Go files
+// at the root of the project in dir, each with the file that declares it.
+func packageDecls(dir string) (map[string]string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	decls := map[string]string{}
+	fset := token.NewFileSet()
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read project: %w", err)
+		}
+		for _, id := range topLevelNames(fset, name, data) {
+			if _, dup := decls[id]; !dup {
+				decls[id] = filepath.Base(name)
+			}
+		}
+	}
+	return decls, nil
+}
+
+// topLevelNames returns the names a Go file declares at the top level, or
+// none if it does not parse (the build will say what is wrong with it).
+func topLevelNames(fset *token.FileSet, name string, src []byte) []string {
+	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if d.Recv == nil {
+				ids = append(ids, d.Name.Name)
+			}
+		case *ast.GenDecl:
+			for _, spec := range d.Specs {
+				switch spec := spec.(type) {
+				case *ast.TypeSpec:
+					ids = append(ids, spec.Name.Name)
+				case *ast.ValueSpec:
+					for _, n := range spec.Names {
+						if n.Name != "_" {
+							ids = append(ids, n.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// checkToolFree refuses to add tool, whose files are files, to the project
+// in dir if one of the files is there already, or if decls (the project's
+// top-level names, see packageDecls) has a name the files declare.
+func checkToolFree(dir, tool string, files []gen.File, decls map[string]string) error {
+	t, err := gen.ToolList([]string{tool})
+	if err != nil {
+		return err
+	}
+	ids := t[0].Identifiers()
+	fset := token.NewFileSet()
+	for _, f := range files {
+		_, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err == nil {
+			return flagErrorf("--tools: cannot add the tool %q: %s is there already; "+
+				"rename or remove your file, or add the tool by hand; nothing changed", tool, f.Path)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read project: %w", err)
+		}
+		ids = append(ids, topLevelNames(fset, f.Path, f.Data)...)
+	}
+	for _, id := range ids {
+		if file, ok := decls[id]; ok {
+			return flagErrorf("--tools: cannot add the tool %q: %s declares %s already, "+
+				"which the tool's new files would declare again (did you add the tool by hand?); rename yours or pick another name; nothing changed", tool, file, id)
+		}
+	}
+	return nil
 }
 
 // report prints one line per file, and warnings.
@@ -376,6 +480,30 @@ func countChanges(res *upgrade.Result) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// moduleRename reads the module path of the project in dir from its go.mod
+// and returns its change from recorded, the path the manifest records, or
+// nil if it is the same.
+func moduleRename(dir, recorded string) (*upgrade.ModuleRename, error) {
+	name := filepath.Join(dir, "go.mod")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("read the module path: %w; "+
+			"upgrade renders the project with the module path of its go.mod; nothing changed", err)}
+	}
+	mod := modfile.ModulePath(data)
+	if mod == "" {
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s has no module line (module PATH) that upgrade can read; "+
+			"fix it so that go build works, then run upgrade again; nothing changed", name)}
+	}
+	if err := gen.ValidateModule(mod); err != nil {
+		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: module path: %w; nothing changed", name, err)}
+	}
+	if mod == recorded {
+		return nil, nil
+	}
+	return &upgrade.ModuleRename{From: recorded, To: mod}, nil
 }
 
 // readManifest reads the manifest of dir, refusing a directory that was not

@@ -451,6 +451,49 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name: "a module path changed in go.mod and the imports is kept",
+			edit: func(t *testing.T, dir string) {
+				renameModule(t, dir, scenarioAnswers.Module, "github.com/me/weather")
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
+			},
+			lines: []string{"module path is now github.com/me/weather (go.mod); rendering with it",
+				"merged main.go", "updated internal/mcpauth/token.go", "unchanged auth_test.go", "unchanged internal/mcpserver/grants.go"},
+			check: func(t *testing.T, dir string) {
+				mustContain(t, dir, "go.mod", "module github.com/me/weather\n", nextRequire)
+				mustContain(t, dir, "main.go", `"github.com/me/weather/internal/mcpserver"`, `Version:     "1.4.0",`, mainLineNext)
+				mustContain(t, dir, gen.ManifestPath, `"module": "github.com/me/weather"`)
+				if got := readFile(t, dir, "internal/mcpauth/token.go"); got != strings.ReplaceAll(nextFiles["internal/mcpauth/token.go"], scenarioAnswers.Module, "github.com/me/weather") {
+					t.Errorf("token.go is not the new version")
+				}
+				if strings.Contains(readFile(t, dir, "main.go"), scenarioAnswers.Module) {
+					t.Error("main.go imports the old module path")
+				}
+			},
+			build: true,
+		},
+		{
+			name: "CRLF line endings alone are not edits, and stay",
+			edit: func(t *testing.T, dir string) {
+				editFile(t, dir, "main.go", `Version:     "0.1.0",`, `Version:     "1.4.0",`)
+				toCRLF(t, dir)
+			},
+			lines: []string{"merged main.go", "updated README.md", "updated internal/mcpauth/token.go",
+				"unchanged internal/mcpserver/grants.go", "updated go.mod", "kept tools.go (yours)"},
+			check: func(t *testing.T, dir string) {
+				crlf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+				mustContain(t, dir, "main.go", crlf(`Version:     "1.4.0",`+"\n"), crlf(mainLineNext))
+				for _, name := range []string{"README.md", "internal/mcpauth/token.go", "go.mod"} {
+					if got := readFile(t, dir, name); got != crlf(nextFiles[name]) {
+						t.Errorf("%s is not the new version with CRLF line endings:\n%q", name, got)
+					}
+				}
+				if got := readFile(t, dir, "main.go"); strings.Count(got, "\n") != strings.Count(got, "\r\n") {
+					t.Error("main.go has lines that end in LF alone")
+				}
+			},
+			build: true,
+		},
+		{
 			name: "dry run prints the diff and writes nothing",
 			args: []string{"--dry-run"},
 			edit: func(t *testing.T, dir string) {
@@ -528,6 +571,44 @@ func TestUpgradeScenarios(t *testing.T) {
 	}
 }
 
+// renameModule changes the module path of the project in dir from old to
+// new in go.mod and in every Go file, as a user would with sed.
+func renameModule(t *testing.T, dir, old, new string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (!strings.HasSuffix(p, ".go") && d.Name() != "go.mod") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), old, new)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// toCRLF converts every file of the project in dir to CRLF line endings,
+// as a Windows checkout with core.autocrlf=true would.
+func toCRLF(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), "\n", "\r\n")), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // addToolByHand adds a tool the way a project's README says: a file with
 // its arguments, constructor and handler (copied from tools.go), and a line
 // at the end of the list in tools().
@@ -602,10 +683,54 @@ func TestUpgradeRefuses(t *testing.T) {
 			stderr:  "was made by create-mcp-server 0.30.0; this is " + nextVersion + "; nothing changed. Upgrade the generator: go run github.com/mcpgen/create-mcp-server/cmd/create-mcp-server@latest upgrade",
 		},
 		{
+			name: "no go.mod",
+			prepare: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "go.mod")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			version: nextVersion,
+			stderr:  "read the module path: open ",
+		},
+		{
+			name: "a go.mod without a module line",
+			prepare: func(t *testing.T, dir string) {
+				editFile(t, dir, "go.mod", "module example.com/weather\n", "modul example.com/weather\n")
+			},
+			version: nextVersion,
+			stderr:  "go.mod has no module line (module PATH) that upgrade can read",
+		},
+		{
 			name:    "a tool that exists",
 			args:    []string{"--tools", "alerts,forecast"},
 			version: gen.Version,
 			stderr:  `--tools: the project already has a tool "forecast"`,
+			usage:   true,
+		},
+		{
+			name: "a tool whose file the user has",
+			prepare: func(t *testing.T, dir string) {
+				src := "package main\n\n// My own weather helpers.\nfunc celsius(f float64) float64 { return (f - 32) * 5 / 9 }\n"
+				if err := os.WriteFile(filepath.Join(dir, "tools_weather.go"), []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:    []string{"--tools", "weather"},
+			version: gen.Version,
+			stderr:  `--tools: cannot add the tool "weather": tools_weather.go is there already`,
+			usage:   true,
+		},
+		{
+			name: "a tool the user added by hand",
+			prepare: func(t *testing.T, dir string) {
+				addToolByHand(t, dir, "search")
+				if err := os.Rename(filepath.Join(dir, "tools_search.go"), filepath.Join(dir, "search.go")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:    []string{"--tools", "search"},
+			version: gen.Version,
+			stderr:  `--tools: cannot add the tool "search": search.go declares searchTool already`,
 			usage:   true,
 		},
 		{
@@ -692,5 +817,23 @@ func TestUpgradeInterruptedCanBeRerun(t *testing.T) {
 	}
 	if treeHash(t, once) != treeHash(t, twice) {
 		t.Error("an interrupted and rerun upgrade ended elsewhere than an uninterrupted one")
+	}
+}
+
+func TestPackageIdents(t *testing.T) {
+	dir := t.TempDir()
+	src := "package main\n\ntype account struct{ serve bool }\n\n" +
+		"func region(a account) string {\n\tuser := envOr(\"WEATHER_REGION\", \"eu\")\n\tif a.serve {\n\t\treturn user\n\t}\n\treturn progName()\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "tools_key.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uses, err := packageIdents(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"envOr": true, "progName": true, "user": false, "serve": false, "region": false} {
+		if got := uses(id); got != want {
+			t.Errorf("uses(%q) = %v, want %v", id, got, want)
+		}
 	}
 }

@@ -135,7 +135,12 @@ func ReadManifest(dir string) (*Manifest, error) {
 }
 
 // ParseBase decodes a merge base archive into a map from path to content.
+// A base with CRLF line endings throughout (a Windows checkout) is read as
+// LF text, as it was written.
 func ParseBase(data []byte) map[string][]byte {
+	if n := bytes.Count(data, []byte("\n")); n > 0 && bytes.Count(data, []byte("\r\n")) == n {
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	}
 	ar := txtar.Parse(data)
 	files := make(map[string][]byte, len(ar.Files))
 	for _, f := range ar.Files {

@@ -69,7 +69,9 @@ func IsPlumbingMain(src []byte) bool {
 // the package other than main.go refers to an identifier.
 func MigrateMain(base, yours, theirs []byte, uses func(ident string) bool) (MergeResult, error) {
 	fset := token.NewFileSet()
-	yf, err := parser.ParseFile(fset, "main.go", yours, parser.ParseComments|parser.SkipObjectResolution)
+	// With object resolution, to tell a use of a top-level name from a
+	// local variable of the same name (see carryPlumbing).
+	yf, err := parser.ParseFile(fset, "main.go", yours, parser.ParseComments)
 	if err != nil {
 		return MergeResult{Data: theirs, KeepOld: true,
 			Warning: fmt.Sprintf("main.go did not parse (%v), so nothing of it could be carried into the new main.go", err)}, nil
@@ -158,6 +160,9 @@ func MigrateMain(base, yours, theirs []byte, uses func(ident string) bool) (Merg
 			edited = append(edited, name) // deleted counts as edited
 		}
 	}
+	var carriedPlumbing []string
+	added, carriedPlumbing = carryPlumbing(yf, theirDecls, added, uses)
+	edited = slices.DeleteFunc(edited, func(name string) bool { return slices.Contains(carriedPlumbing, name) })
 	slices.Sort(edited)
 	edited = slices.Compact(edited)
 
@@ -197,6 +202,109 @@ func MigrateMain(base, yours, theirs []byte, uses func(ident string) bool) (Merg
 	}
 	r.Warning = strings.Join(warnings, "; ")
 	return r, nil
+}
+
+// carryPlumbing returns added with the plumbing declarations of yf (those
+// neither added by the user nor in the new main.go) that are still needed:
+// used by another file of the package (uses), by added or tools(), or by a
+// declaration carried for that reason. A type comes with its methods. It
+// also returns the names of the carried declarations.
+func carryPlumbing(yf *ast.File, theirDecls map[string]string, added []ast.Decl, uses func(string) bool) ([]ast.Decl, []string) {
+	type candidate struct {
+		triggers []string // the names whose use brings the declaration along
+		names    []string // the names it declares (funcKey for functions)
+		decl     ast.Decl
+	}
+	have := map[ast.Node]bool{}
+	var nodes []ast.Node // the carried code
+	for _, d := range added {
+		have[d] = true
+		nodes = append(nodes, d)
+		if g, ok := d.(*ast.GenDecl); ok {
+			for _, s := range g.Specs {
+				have[s] = true
+			}
+		}
+	}
+	if t := findFunc(yf, ToolListFunc); t != nil {
+		nodes = append(nodes, t)
+	}
+	isIdentity := func(name string) bool {
+		return slices.ContainsFunc(identityFields, func(f struct{ Const, Field string }) bool { return f.Const == name })
+	}
+	var cands []candidate
+	for _, d := range yf.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			name := funcKey(d)
+			if have[d] || name == ToolListFunc || name == "newMCPServer" || theirDecls[name] != "" {
+				continue
+			}
+			trigger, _, _ := strings.Cut(name, ".") // a method comes with its type
+			cands = append(cands, candidate{[]string{trigger}, []string{name}, d})
+		case *ast.GenDecl:
+			if d.Tok == token.IMPORT {
+				continue
+			}
+			for _, s := range d.Specs {
+				names := specNames(s)
+				if have[s] || len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return isIdentity(n) || theirDecls[n] != "" }) {
+					continue
+				}
+				cands = append(cands, candidate{names, names, &ast.GenDecl{Tok: d.Tok, Specs: []ast.Spec{s}}})
+			}
+		}
+	}
+	var carried []string
+	needed := func(name string) bool {
+		return uses(name) || refersTo(yf, nodes, name) || slices.Contains(carried, name)
+	}
+	done := make([]bool, len(cands))
+	for more := true; more; {
+		more = false
+		for i, c := range cands {
+			if done[i] || !slices.ContainsFunc(c.triggers, needed) {
+				continue
+			}
+			done[i], more = true, true
+			added = append(added, c.decl)
+			nodes = append(nodes, c.decl)
+			carried = append(carried, c.names...)
+		}
+	}
+	return added, carried
+}
+
+// refersTo reports whether any of nodes, parts of f (parsed with object
+// resolution), refers to a top-level declaration called name: an
+// identifier that is neither a field selected (x.name) nor a local
+// variable, parameter or field of that name.
+func refersTo(f *ast.File, nodes []ast.Node, name string) bool {
+	top := map[any]bool{}
+	for _, d := range f.Decls {
+		top[d] = true
+		if g, ok := d.(*ast.GenDecl); ok {
+			for _, s := range g.Specs {
+				top[s] = true
+			}
+		}
+	}
+	found := false
+	for _, n := range nodes {
+		selected := map[*ast.Ident]bool{}
+		ast.Inspect(n, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				selected[n.Sel] = true
+			case *ast.Ident:
+				if n.Name == name && !selected[n] && (n.Obj == nil || top[n.Obj.Decl]) {
+					found = true
+				}
+			}
+			return !found
+		})
+	}
+	return found
 }
 
 // A MergeResult is what a MergeFunc makes of a file.

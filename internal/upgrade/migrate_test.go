@@ -119,6 +119,26 @@ func TestMigrateMain(t *testing.T) {
 			notWant: []string{"9090"},
 		},
 		{
+			name:  "plumbing the user's code still calls is carried over",
+			yours: base + "\nfunc apiKey() string { return envOr(\"WEATHER_API_KEY\", \"demo\") }\n",
+			uses:  []string{"splitList"}, // from tools_key.go, say
+			want: []string{"func apiKey() string", "func envOr(key, def string) string {", "func splitList(s string) []string {",
+				"\t\"os\"\n", "\t\"strings\"\n"},
+			notWant: []string{"func progName(", "func run(", "func envDuration("},
+		},
+		{
+			name:    "and what that plumbing calls in turn",
+			yours:   base + "\nfunc timeout() time.Duration {\n\td, _ := envDuration(os.Getenv, \"WEATHER_TIMEOUT\", time.Second)\n\treturn d\n}\n",
+			want:    []string{"func timeout() time.Duration", "func envDuration(getenv", "type usageError struct", "\t\"time\"\n", "\t\"fmt\"\n"},
+			notWant: []string{"func envOr(", "func run("},
+		},
+		{
+			name:    "a local variable or field named like plumbing brings nothing along",
+			yours:   base + "\ntype account struct{ serve bool }\n\nfunc greet(a account) string {\n\tuser := \"x\"\n\tif a.serve {\n\t\treturn user\n\t}\n\treturn \"\"\n}\n",
+			want:    []string{"func greet(a account) string"},
+			notWant: []string{"func user(", "func serve(", "func readPassword("},
+		},
+		{
 			name:    "a declaration that clashes with the new file",
 			yours:   base + "\nfunc options() int { return 1 }\n",
 			keepOld: true,

@@ -110,6 +110,12 @@ type Options struct {
 	// makes their new content whenever the generator's differs from the
 	// user's, edited by the user or not.
 	Merge map[string]MergeFunc
+	// Rename, if not nil, is a change of module path since the last
+	// generation: the manifest and base were recorded with Rename.From, the
+	// project and next use Rename.To. A file that differs from what was
+	// generated only by the rename counts as unedited, and the base is
+	// renamed before it is merged.
+	Rename *ModuleRename
 }
 
 // Plan decides what an upgrade does with every file of a project. It is
@@ -154,6 +160,7 @@ func PlanWith(current map[string][]byte, m *gen.Manifest, base map[string][]byte
 		labels:  Labels{Yours: ConflictLabel, Base: "base", Theirs: "generator " + nm.GeneratorVersion},
 		taken:   map[string]bool{},
 		merges:  opts.Merge,
+		rename:  opts.Rename,
 	}
 	for path := range current {
 		p.taken[path] = true
@@ -195,6 +202,9 @@ func PlanWith(current map[string][]byte, m *gen.Manifest, base map[string][]byte
 		switch {
 		case inOld && old.Policy == gen.PolicyUser:
 			e, baseData = old, p.trustedBase(old)
+			if baseData != nil && p.rename != nil {
+				e.SHA256 = gen.Hash(baseData) // the base is recorded renamed
+			}
 		case inNext:
 			e = gen.ManifestFile{Path: path, Policy: nf.Policy, SHA256: gen.Hash(nf.Data)}
 			baseData = nf.Data
@@ -247,10 +257,12 @@ type planner struct {
 	labels  Labels
 	taken   map[string]bool // paths that exist or will exist
 	merges  map[string]MergeFunc
+	rename  *ModuleRename
 }
 
-// trustedBase returns the merge base of a file, or nil if the base does not
-// have it or has something other than what the manifest says was generated.
+// trustedBase returns the merge base of a file, with the module path
+// renamed if it changed, or nil if the base does not have it or has
+// something other than what the manifest says was generated.
 func (p *planner) trustedBase(old gen.ManifestFile) []byte {
 	b, ok := p.base[old.Path]
 	if !ok || gen.Hash(b) != old.SHA256 {
@@ -259,7 +271,17 @@ func (p *planner) trustedBase(old gen.ManifestFile) []byte {
 	if b == nil {
 		b = []byte{}
 	}
-	return b
+	return p.rename.Apply(old.Path, b)
+}
+
+// edited reports whether the user changed cur, the file at path, since the
+// last generation recorded old. A change of the module path alone is not
+// an edit.
+func (p *planner) edited(path string, cur []byte, old gen.ManifestFile) bool {
+	if gen.Hash(cur) == old.SHA256 {
+		return false
+	}
+	return p.rename == nil || gen.Hash(p.rename.reverse().Apply(path, cur)) != old.SHA256
 }
 
 // backupName returns a free name beside path for the user's copy.
@@ -273,19 +295,34 @@ func (p *planner) backupName(path string) string {
 }
 
 func (p *planner) plan(path string, old gen.ManifestFile, inOld bool, nf gen.File, inNext bool) (Change, error) {
-	cur, onDisk := p.current[path]
+	raw, onDisk := p.current[path]
 	c := Change{Path: path, Policy: nf.Policy, Mode: nf.Mode}
 	if !inNext {
 		c.Policy = old.Policy
 	}
 	if onDisk {
-		c.Old = cur
-		if cur == nil {
+		c.Old = raw
+		if raw == nil {
 			c.Old = []byte{}
 		}
 	}
 	c.New = c.Old // by default nothing changes
-	edited := !inOld || gen.Hash(cur) != old.SHA256
+	// A file with CRLF line endings is compared and merged as LF text, and
+	// gets them back when written.
+	cur, crlf := raw, isCRLF(raw)
+	if crlf {
+		cur = toLF(raw)
+	}
+	c, err := p.planLF(c, path, cur, old, inOld, nf, inNext, onDisk)
+	if crlf && c.New != nil {
+		c.New = toCRLF(c.New)
+	}
+	return c, err
+}
+
+// planLF is plan for cur, the file on disk with LF line endings.
+func (p *planner) planLF(c Change, path string, cur []byte, old gen.ManifestFile, inOld bool, nf gen.File, inNext, onDisk bool) (Change, error) {
+	edited := !inOld || p.edited(path, cur, old)
 
 	switch {
 	case inOld && old.Policy == gen.PolicyUser, !inOld && nf.Policy == gen.PolicyUser && onDisk:

@@ -110,6 +110,32 @@ func TestPlan(t *testing.T) {
 			inState: true,
 		},
 		{
+			name:    "a runtime file with CRLF line endings only is updated, and keeps them",
+			old:     []gen.File{file("internal/a/a.go", runtime, "package a\n")},
+			current: map[string]string{"internal/a/a.go": "package a\r\n"},
+			next:    []gen.File{file("internal/a/a.go", runtime, "package a // v2\n")},
+			want: Change{Path: "internal/a/a.go", Action: Updated, Policy: runtime, Old: []byte("package a\r\n"),
+				New: []byte("package a // v2\r\n"), Mode: 0o644},
+			inState: true,
+		},
+		{
+			name:    "a CRLF file the generator did not change is unchanged",
+			old:     []gen.File{file("README.md", merge, "a\nb\n")},
+			current: map[string]string{"README.md": "a\r\nb\r\n"},
+			next:    []gen.File{file("README.md", merge, "a\nb\n")},
+			want:    Change{Path: "README.md", Action: Unchanged, Policy: merge, Old: []byte("a\r\nb\r\n"), New: []byte("a\r\nb\r\n"), Mode: 0o644},
+			inState: true,
+		},
+		{
+			name:    "an edited CRLF file is merged as text and keeps CRLF",
+			old:     []gen.File{file("README.md", merge, "a\nb\nc\nd\n")},
+			current: map[string]string{"README.md": "a\r\nb\r\nc\r\nd\r\nmine\r\n"},
+			next:    []gen.File{file("README.md", merge, "A\nb\nc\nd\n")},
+			want: Change{Path: "README.md", Action: Merged, Policy: merge, Old: []byte("a\r\nb\r\nc\r\nd\r\nmine\r\n"),
+				New: []byte("A\r\nb\r\nc\r\nd\r\nmine\r\n"), Mode: 0o644},
+			inState: true,
+		},
+		{
 			name:    "deleted runtime file stays deleted",
 			old:     []gen.File{file("internal/a/a_test.go", runtime, "package a\n")},
 			current: map[string]string{},
@@ -183,6 +209,51 @@ func TestPlan(t *testing.T) {
 				t.Errorf("new manifest version %q", newM.GeneratorVersion)
 			}
 		})
+	}
+}
+
+func TestPlanModuleRename(t *testing.T) {
+	const (
+		mainOld = "package main\n\nimport \"m/internal/b\"\n\n// x\n\n// y\n"
+		mainNew = "package main\n\nimport \"n/internal/b\"\n\n// x\n\n// y\n"
+		aOld    = "package a\n\nimport \"m/internal/b\"\n"
+		aNew    = "package a\n\nimport \"n/internal/b\"\n"
+	)
+	old := rendered(t, "0.1.0", file("main.go", gen.PolicyMerge, mainOld), file("go.mod", gen.PolicyMerge, "module m\n\ngo 1.26\n"),
+		file("internal/a/a.go", gen.PolicyRuntime, aOld), file("tools.go", gen.PolicyUser, "package main\n"))
+	m, base := state(t, old)
+	// The user renamed the module, and added a line to main.go.
+	current := map[string][]byte{
+		"main.go":         []byte(mainNew + "// mine\n"),
+		"go.mod":          []byte("module n\n\ngo 1.26\n"),
+		"internal/a/a.go": []byte(aNew),
+		"tools.go":        []byte("package main\n"),
+	}
+	next := rendered(t, "0.2.0", file("main.go", gen.PolicyMerge, strings.Replace(mainNew, "// x", "// x2", 1)),
+		file("go.mod", gen.PolicyMerge, "module n\n\ngo 1.26\n"), file("internal/a/a.go", gen.PolicyRuntime, aNew+"// v2\n"))
+	r, err := PlanWith(current, m, base, next, Options{Rename: &ModuleRename{From: "m", To: "n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"main.go":         "merged main.go\n" + strings.Replace(mainNew, "// x", "// x2", 1) + "// mine\n",
+		"go.mod":          "unchanged go.mod\nmodule n\n\ngo 1.26\n",
+		"internal/a/a.go": "updated internal/a/a.go\n" + aNew + "// v2\n",
+	}
+	for _, c := range r.Changes {
+		if w, ok := want[c.Path]; ok && c.String()+"\n"+string(c.New) != w {
+			t.Errorf("%s:\n%s\n%s\nwant\n%s", c.Path, c, c.New, w)
+		}
+	}
+	// The user file's base is recorded with the new module path, and
+	// trusted next time.
+	newM, err := gen.ParseManifest(r.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, _ := newM.Lookup("tools.go")
+	if b := gen.ParseBase(r.Base)["tools.go"]; tf.SHA256 != gen.Hash(b) {
+		t.Errorf("tools.go: base %q does not match the manifest", b)
 	}
 }
 
