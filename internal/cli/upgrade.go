@@ -84,8 +84,9 @@ stored in .create-mcp-server/base.txtar.
   - A file you deleted stays deleted; files new in this version are added.
 
 Running upgrade again right after changes nothing. --tools adds tools, each in
-files of its own (tools_NAME.go and tools_NAME_test.go, yours from then on),
-and adds them to the end of the list tools() returns in main.go, after any
+files of its own (tools_NAME.go and tools_NAME_test.go, yours from then on;
+tools_NAME_tool.go where NAME is "test" or a GOOS or GOARCH, which the go
+command reads in file names), and adds them to the end of the list tools() returns in main.go, after any
 tools you listed there yourself; if tools() builds its list some other way,
 upgrade says which line to add.
 --name and --description change those answers and regenerate with them.`,

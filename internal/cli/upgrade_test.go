@@ -382,6 +382,34 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name:  "a tool named test gets files the go command does not take for tests",
+			args:  []string{"--tools", "test"},
+			lines: []string{"added tools_test_tool.go", "added tools_test_tool_test.go", "updated main.go", "kept tools_test.go (yours)"},
+			check: func(t *testing.T, dir string) {
+				mustContain(t, dir, "main.go", "\t\tforecastTool(),\n\t\ttestTool(),\n")
+				mustContain(t, dir, "tools_test_tool.go", "func testTool() server.ServerTool")
+				mustContain(t, dir, "tools_test.go", "TestTools")
+			},
+			build: true,
+		},
+		{
+			name: "tools named Test and linux, tools_test.go deleted: files no GOOS or test suffix hides",
+			args: []string{"--tools", "Test,linux"},
+			edit: func(t *testing.T, dir string) {
+				if err := os.Remove(filepath.Join(dir, "tools_test.go")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			lines: []string{"added tools_test_tool.go", "added tools_test_tool_test.go", "added tools_linux_tool.go",
+				"added tools_linux_tool_test.go", "deleted by user tools_test.go"},
+			check: func(t *testing.T, dir string) {
+				mustContain(t, dir, "main.go", "\t\tforecastTool(),\n\t\ttestTool(),\n\t\tlinuxTool(),\n")
+				if _, err := os.Stat(filepath.Join(dir, "tools_test.go")); !os.IsNotExist(err) {
+					t.Errorf("tools_test.go is back: %v", err)
+				}
+			},
+		},
+		{
 			name: "a tool added after tools added by hand goes at the end of the list, without a conflict",
 			args: []string{"--tools", "weather-alerts"},
 			edit: func(t *testing.T, dir string) {

@@ -3,7 +3,9 @@ package gen
 import (
 	"bytes"
 	"fmt"
+	"go/build"
 	"go/format"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -120,8 +122,8 @@ func newTemplateData(a Answers, version string) TemplateData {
 }
 
 // RenderTool returns the files of a tool added to the existing project
-// described by a (whose Tools need not list it yet): tools_<goname>.go and
-// tools_<goname>_test.go, with PolicyUser, rendered from templates'
+// described by a (whose Tools need not list it yet): tools_<stem>.go and
+// tools_<stem>_test.go (see ToolFileStem), with PolicyUser, rendered from templates'
 // added-tool directory. The caller also re-renders main.go with the tool
 // in a.Tools, so that tools() lists it.
 func RenderTool(templates fs.FS, a Answers, tool string, version string) ([]File, error) {
@@ -138,7 +140,7 @@ func RenderTool(templates fs.FS, a Answers, tool string, version string) ([]File
 	data := newTemplateData(a, version)
 	data.Tool = t
 	files, err := renderTemplates(templates, addedToolDir, data, func(p string) (string, bool) {
-		return strings.ReplaceAll(path.Base(p), "TOOL", t.Go), true
+		return strings.ReplaceAll(path.Base(p), "TOOL", ToolFileStem(t)), true
 	})
 	if err != nil {
 		return nil, err
@@ -147,6 +149,33 @@ func RenderTool(templates fs.FS, a Answers, tool string, version string) ([]File
 		files[i].Policy = PolicyUser
 	}
 	return files, nil
+}
+
+// ToolFileStem returns what RenderTool puts for TOOL in the names
+// tools_TOOL.go and tools_TOOL_test.go: the tool's Go name, followed by
+// "_tool" where the go command would read the name into the file name
+// (tools_test.go would be a test file, tools_linux.go built on Linux only),
+// as it would for a tool named "test", "Test", "linux" or "arm64".
+func ToolFileStem(t Tool) string {
+	name := "tools_" + t.Go + ".go"
+	if strings.HasSuffix(name, "_test.go") || osArchFile(name) {
+		return t.Go + "_tool"
+	}
+	return t.Go
+}
+
+// osArchFile reports whether the go command builds the Go file name only
+// for some GOOS or GOARCH, by its name (name_GOOS.go, name_GOARCH.go).
+func osArchFile(name string) bool {
+	// No GOOS or GOARCH is "none", so a file constrained by its name
+	// never matches; OpenFile supplies a file without build constraints.
+	ctx := build.Context{GOOS: "none", GOARCH: "none", Compiler: "gc",
+		OpenFile: func(string) (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("package main\n")), nil
+		},
+	}
+	match, err := ctx.MatchFile(".", name)
+	return err == nil && !match
 }
 
 // renderTemplates renders the files under dir of fsys, each to the path
