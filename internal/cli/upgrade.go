@@ -216,6 +216,11 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err != nil {
 		return err
 	}
+	if len(added) > 0 {
+		if err := warnMainGone(res, added); err != nil {
+			return err
+		}
+	}
 
 	report(out, res)
 	if opts.DryRun {
@@ -317,6 +322,27 @@ func toolsMerge(opts *UpgradeOptions, a gen.Answers, added []string, inner upgra
 		}
 		return r, nil
 	}, nil
+}
+
+// warnMainGone adds to the plan res, which adds the tools added, the
+// lines to add by hand to tools() if the user deleted or renamed main.go:
+// the plan keeps it deleted, so toolsMerge never ran to add them or say so.
+func warnMainGone(res *upgrade.Result, added []string) error {
+	i := slices.IndexFunc(res.Changes, func(c upgrade.Change) bool { return c.Path == "main.go" })
+	if i < 0 || res.Changes[i].Action != upgrade.DeletedByUser {
+		return nil
+	}
+	tools, err := gen.ToolList(added)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	for _, t := range tools {
+		lines = append(lines, t.Constructor()+"(),")
+	}
+	w := &upgrade.ToolListError{Reason: "tools() is not in main.go, which you deleted or renamed", Lines: lines}
+	res.Changes[i].Warnings = append(res.Changes[i].Warnings, w.Error())
+	return nil
 }
 
 // replaceKeepingEdits returns a merge that takes the generator's version of

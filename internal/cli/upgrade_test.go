@@ -441,6 +441,28 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name: "a tool added to a project whose main.go was renamed: the report says which line to add",
+			args: []string{"--tools", "weather"},
+			edit: func(t *testing.T, dir string) {
+				if err := os.Rename(filepath.Join(dir, "main.go"), filepath.Join(dir, "server.go")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			lines: []string{"deleted by user main.go",
+				"WARNING: main.go: tools() is not in main.go, which you deleted or renamed, so upgrade cannot add to it; add this line to the list of tools it returns:",
+				"\tweatherTool(),",
+				"added tools_weather.go"},
+			check: func(t *testing.T, dir string) {
+				if _, err := os.Stat(filepath.Join(dir, "main.go")); !os.IsNotExist(err) {
+					t.Errorf("main.go is back: %v", err)
+				}
+			},
+			fix: func(t *testing.T, dir string) {
+				editFile(t, dir, "server.go", "\t\tforecastTool(),\n", "\t\tforecastTool(),\n\t\tweatherTool(),\n")
+			},
+			build: true,
+		},
+		{
 			name: "changed answers are rendered and merged",
 			args: []string{"--name", "forecaster", "--description", "Forecasts, hourly"},
 			edit: func(t *testing.T, dir string) {
