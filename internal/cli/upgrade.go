@@ -222,6 +222,10 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		}
 	}
 
+	if err := upgrade.CheckLinks(dir, res); err != nil {
+		return &ExitError{Code: exitUsage, Err: err}
+	}
+
 	report(out, res)
 	if opts.DryRun {
 		for _, c := range res.Changes {

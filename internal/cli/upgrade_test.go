@@ -751,6 +751,25 @@ func TestUpgradeRefuses(t *testing.T) {
 			stderr:  "go.mod has no module line (module PATH) that upgrade can read",
 		},
 		{
+			name: "a file upgrade would change is a symbolic link",
+			prepare: func(t *testing.T, dir string) {
+				shared := filepath.Join(filepath.Dir(dir), "shared")
+				if err := os.Mkdir(shared, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				readme := filepath.Join(dir, "README.md")
+				if err := os.Rename(readme, filepath.Join(shared, "README.md")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join("..", "shared", "README.md"), readme); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:    []string{"--description", "Forecasts, hourly"},
+			version: gen.Version,
+			stderr:  "README.md is a symbolic link (to ../shared/README.md), and upgrade would change it (updated); upgrade neither replaces a link nor writes through it.",
+		},
+		{
 			name:    "a tool that exists",
 			args:    []string{"--tools", "alerts,forecast"},
 			version: gen.Version,

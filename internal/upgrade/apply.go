@@ -73,6 +73,9 @@ func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byt
 // old manifest and base are still in place and running the upgrade again
 // finishes the job (files already upgraded then merge as unchanged).
 func Apply(dir string, r *Result) error {
+	if err := CheckLinks(dir, r); err != nil {
+		return err
+	}
 	type write struct {
 		path string
 		data []byte
@@ -136,6 +139,33 @@ func Apply(dir string, r *Result) error {
 		if err := writeFile(filepath.Join(dir, filepath.FromSlash(s.path)), s.data, 0o644); err != nil {
 			return fmt.Errorf("apply upgrade (files written, state not recorded; run it again): %w", err)
 		}
+	}
+	return nil
+}
+
+// CheckLinks returns an error naming the first file that applying r would
+// write, back up or remove and that is a symbolic link in the project in
+// dir. Upgrade neither replaces a link by a regular file (the link would be
+// lost) nor writes through it (its target may be outside the project, or
+// shared with other projects that did not ask for the upgrade).
+func CheckLinks(dir string, r *Result) error {
+	for _, c := range r.Changes {
+		if !c.Writes() && c.Backup == "" {
+			continue
+		}
+		if !fs.ValidPath(c.Path) {
+			return fmt.Errorf("apply upgrade: %q is not a path inside the project", c.Path)
+		}
+		name := filepath.Join(dir, filepath.FromSlash(c.Path))
+		fi, err := os.Lstat(name)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		to, _ := os.Readlink(name)
+		return fmt.Errorf("%s is a symbolic link (to %s), and upgrade would change it (%s); "+
+			"upgrade neither replaces a link nor writes through it. Replace the link by a copy of its file "+
+			"(cp --remove-destination \"$(readlink -f %s)\" %s), run upgrade again, then bring the changes "+
+			"to the linked file yourself; nothing changed", name, to, c.Action, name, name)
 	}
 	return nil
 }
