@@ -35,9 +35,30 @@ func goCmdEnv(t *testing.T, dir string, env []string, args ...string) string {
 	cmd.Env = append(goEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+		t.Fatalf("%s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, failedTests(string(out)))
 	}
 	return string(out)
+}
+
+// failedTests repeats, after the whole output of a failed go test, each
+// "--- FAIL" line with the lines indented under it, so that a log cut in
+// the middle (as CI's summaries are) still shows which test failed and why.
+func failedTests(out string) string {
+	var b strings.Builder
+	lines := strings.Split(out, "\n")
+	for i, line := range lines {
+		if !strings.Contains(line, "--- FAIL") && !strings.HasPrefix(line, "panic:") {
+			continue
+		}
+		b.WriteString(line + "\n")
+		for j := i + 1; j < len(lines) && j <= i+20 && strings.HasPrefix(lines[j], "    ") && !strings.Contains(lines[j], "--- "); j++ {
+			b.WriteString(lines[j] + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nfailed tests, repeated from the output above:\n" + b.String()
 }
 
 func writeProject(t *testing.T, a Answers) string {
@@ -51,8 +72,8 @@ func writeProject(t *testing.T, a Answers) string {
 
 // TestGeneratedProjects generates each golden answer set and checks, in the
 // project, what a user would run first: gofmt, vet, a read-only build, the
-// project's tests (the OAuth flow and the vendored runtime's tests
-// included), and that go mod tidy has nothing to change.
+// project's tests (the OAuth flow, and in the first project the vendored
+// runtime's tests), and that go mod tidy has nothing to change.
 func TestGeneratedProjects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and tests generated projects (about a minute); skipped with -short")
@@ -73,7 +94,16 @@ func TestGeneratedProjects(t *testing.T) {
 				// no cgo. (Once is enough: it does not depend on the answers.)
 				goCmdEnv(t, dir, []string{"CGO_ENABLED=0"}, "go", "build", "-mod=readonly", "-o", os.DevNull, ".")
 			}
-			goCmd(t, dir, "go", "test", "-count=1", "./...")
+			// The packages under internal/ are the runtime, vendored the
+			// same way whatever the answers (only their import paths
+			// differ): their tests run in the first project. Every
+			// project runs its own root package's tests, which depend on
+			// the answers (the tools, the OAuth flow against main.go).
+			pkgs := "."
+			if i == 0 {
+				pkgs = "./..."
+			}
+			goCmd(t, dir, "go", "test", "-count=1", pkgs)
 
 			mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 			sum, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
@@ -144,4 +174,20 @@ func TestUpdateGoSum(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("updated templates/go.mod.tmpl and templates/go.sum; now run go test ./internal/gen -update")
+}
+
+func TestFailedTests(t *testing.T) {
+	out := "ok  \tm/a\t1s\n--- FAIL: TestX (1.00s)\n    x_test.go:12: got 1, want 2\n    --- FAIL: TestX/sub (0.00s)\n        x_test.go:20: boom\n2026/12/02 INFO noise\nFAIL\n"
+	got := failedTests(out)
+	for _, want := range []string{"--- FAIL: TestX (1.00s)\n    x_test.go:12: got 1, want 2\n", "--- FAIL: TestX/sub (0.00s)\n        x_test.go:20: boom\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("failedTests lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "noise") {
+		t.Errorf("failedTests repeats unrelated lines:\n%s", got)
+	}
+	if failedTests("ok  \tm/a\t1s\n") != "" {
+		t.Error("failedTests of a passing run is not empty")
+	}
 }
