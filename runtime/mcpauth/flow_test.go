@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -613,34 +614,48 @@ func TestServeShutdown(t *testing.T) {
 // once the context is cancelled.
 func TestListenAndServe(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // free the port for ListenAndServe
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- mcpauth.ListenAndServe(ctx, mcpauth.Config{Addr: addr, Database: filepath.Join(dir, "auth.db"),
-			UsersPath: filepath.Join(dir, "users.txt")}, server.NewMCPServer("las-test", "1.0.0"))
-	}()
-	// Wait until it listens: New opens and migrates the database first,
-	// which takes a while on a busy machine. The deadline only bounds a
-	// server that never listens.
-	var resp *http.Response
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err = http.Get("http://" + addr + "/.well-known/oauth-authorization-server")
-		if err == nil {
-			break
+	var (
+		addr   string
+		cancel context.CancelFunc
+		done   chan error
+		resp   *http.Response
+	)
+	// The port is found free, closed and then taken by ListenAndServe: on a
+	// machine running other tests it may be taken by someone else in
+	// between. Then try another.
+attempts:
+	for attempt := 0; resp == nil; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		select {
-		case serr := <-done:
-			t.Fatalf("ListenAndServe returned before serving: %v (last GET: %v)", serr, err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ListenAndServe does not serve after 30 s: %v", err)
+		addr = ln.Addr().String()
+		ln.Close() // free the port for ListenAndServe
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(t.Context())
+		done = make(chan error, 1)
+		go func() {
+			done <- mcpauth.ListenAndServe(ctx, mcpauth.Config{Addr: addr, Database: filepath.Join(dir, "auth.db"),
+				UsersPath: filepath.Join(dir, "users.txt")}, server.NewMCPServer("las-test", "1.0.0"))
+		}()
+		// Wait until it listens: New opens and migrates the database
+		// first, which takes a while on a busy machine. The deadline only
+		// bounds a server that never listens.
+		for deadline := time.Now().Add(30 * time.Second); resp == nil; time.Sleep(20 * time.Millisecond) {
+			select {
+			case serr := <-done:
+				cancel()
+				if errors.Is(serr, syscall.EADDRINUSE) && attempt < 5 {
+					t.Logf("port %s taken meanwhile (%v); trying another", addr, serr)
+					continue attempts
+				}
+				t.Fatalf("ListenAndServe returned before serving: %v", serr)
+			default:
+			}
+			resp, err = http.Get("http://" + addr + "/.well-known/oauth-authorization-server")
+			if err != nil && time.Now().After(deadline) {
+				t.Fatalf("ListenAndServe does not serve after 30 s: %v", err)
+			}
 		}
 	}
 	var meta struct {
