@@ -16,12 +16,17 @@ package mcpauth
 //     special address is refused; no proxy from the environment is used;
 //   - contacts only the default https port (443): a client_id cannot aim
 //     the server at another service on a public host;
-//   - follows no redirects, reads at most 5 KB, and gives up after 5 s;
-//   - runs at most 2 fetches per host at a time, 4 for one client address
-//     and 32 in all, so a host that stalls delays only the sign-ins of its
-//     own clients, and one address naming many stalling hosts cannot take
-//     the whole pool; a failing document is remembered briefly, a fetch
-//     refused for want of a slot is not;
+//   - follows no redirects, reads at most 5 KB, and gives up after 5 s,
+//     counted from when the fetch has its slots: a failure that is
+//     remembered is the remote host's own, never the wait for a slot;
+//   - runs at most 4 fetches for one client address at a time. The only
+//     fetch under way for an address waits for no slot; further ones take
+//     one of 2 slots per host and of 32 in all (waiting at most 5 s), so a
+//     host that stalls delays only the sign-ins of its own clients, and a
+//     few addresses naming many stalling hosts, or stalling pages of an
+//     app's own host, cannot make other addresses' sign-ins wait. A
+//     failing document is remembered briefly, a fetch refused for want of
+//     a slot is not;
 //   - never shows the browser what the remote server answered (its status
 //     or body): that would make this server a probe of other hosts.
 //
@@ -237,7 +242,8 @@ func (f *cimdFetcher) validMetadataURL(id string) error {
 // for a request from the client address key addr if it is not cached. One
 // address may have maxFetchingPerAddr fetches under way, so that it cannot
 // take every slot of the pool (with documents on many slow hosts) and stop
-// the sign-ins of other users' apps. fetched reports that this call
+// the sign-ins of other users' apps; its only fetch under way takes no
+// slot at all (see fetch). fetched reports that this call
 // fetched the document (or tried to), so that a failure is logged once per
 // fetch rather than once per request.
 //
@@ -264,6 +270,11 @@ func (f *cimdFetcher) get(ctx context.Context, id, addr string) (c *authstore.Cl
 		return nil, false, errFetchBusy
 	}
 	f.addrs[addr]++
+	// An address's only fetch under way takes no slot: slots shared by
+	// every address could be held by a few of them, and then a user
+	// signing in would wait behind the attackers' fetches. At most one
+	// fetch per address runs this way (addrs counts every fetch).
+	alone := f.addrs[addr] == 1
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -272,7 +283,7 @@ func (f *cimdFetcher) get(ctx context.Context, id, addr string) (c *authstore.Cl
 		}
 		f.mu.Unlock()
 	}()
-	c, ttl, err := f.fetch(ctx, id)
+	c, ttl, err := f.fetch(ctx, id, alone)
 	cache := f.cache
 	if err != nil {
 		cache, ttl = f.failed, metadataFailureTTL
@@ -300,8 +311,11 @@ func hostOf(id string) string {
 }
 
 // acquire takes a fetch slot of host, then one of the global pool, waiting
-// until ctx is done. It returns the function that gives both back.
+// at most metadataTimeout, or until ctx is done. It returns the function
+// that gives both back.
 func (f *cimdFetcher) acquire(ctx context.Context, host string) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	defer cancel()
 	f.mu.Lock()
 	h, ok := f.hosts[host]
 	if !ok {
@@ -349,19 +363,22 @@ type metadataDoc struct {
 	ClientSecret            *string  `json:"client_secret"`
 }
 
-// fetch retrieves and validates the document at id, returning how long it
-// may be cached.
-// fetch fetches the document at id, a URL validMetadataURL accepted.
-func (f *cimdFetcher) fetch(ctx context.Context, id string) (*authstore.Client, time.Duration, error) {
-	// The timeout covers the wait for a slot too: a fetch queued behind a
-	// stalled host gives up with it.
+// fetch retrieves and validates the document at id, a URL validMetadataURL
+// accepted, returning how long it may be cached. Unless alone (the only
+// fetch of its client address), it first takes the host's and the pool's
+// slots. Its time limit starts only then: had the wait for a slot used up
+// part of it, a document fetched in good time but late would fail, and
+// its failure would be remembered for every user of the app.
+func (f *cimdFetcher) fetch(ctx context.Context, id string, alone bool) (*authstore.Client, time.Duration, error) {
+	if !alone {
+		release, err := f.acquire(ctx, hostOf(id))
+		if err != nil {
+			return nil, 0, err
+		}
+		defer release()
+	}
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
-	release, err := f.acquire(ctx, hostOf(id))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer release()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("client metadata request: %w", err)

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -641,7 +642,8 @@ func docServer(t *testing.T) *httptest.Server {
 
 // Issue item 7: metadata-document fetches shared four global slots, so
 // client IDs pointing at a host that stalls delayed every other client's
-// sign-in. Each host now has its own two slots.
+// sign-in. Each host now has its own two slots (and each address's only
+// fetch under way needs none).
 func TestHostileMetadataHostStalls(t *testing.T) {
 	release := make(chan struct{})
 	var inFlight, maxInFlight, cancelled atomic.Int32
@@ -684,11 +686,124 @@ func TestHostileMetadataHostStalls(t *testing.T) {
 	if n := cancelled.Load(); n != 0 {
 		t.Errorf("the other host's sign-in waited until %d stalled fetches timed out", n)
 	}
-	if n := maxInFlight.Load(); n > 2 {
-		t.Errorf("%d concurrent fetches from one host, want at most 2", n)
+	// Each address's only fetch takes no slot (TestHostileMetadataSlotsTakenByFewAddresses);
+	// beyond those, the host has 2 slots.
+	if n := maxInFlight.Load(); n > 8+2 {
+		t.Errorf("%d concurrent fetches from one host for 8 addresses, want at most 10 (one per address, and 2)", n)
 	}
 	unstall()
 	wg.Wait()
+}
+
+// stallingDocServer serves a valid metadata document at every path, after
+// latency (a remote host is not instant), but those under /slow/, which
+// stall until release is closed or the fetch gives up; inFlight counts the
+// stalled fetches.
+func stallingDocServer(t *testing.T, latency time.Duration, release <-chan struct{}, inFlight *atomic.Int32) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/slow/") {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":"http://%s%s","client_name":"Good","redirect_uris":["http://127.0.0.1/cb"]}`, r.Host, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A few addresses could stop every user's sign-in with an app known by a
+// metadata document. Fetch slots were shared by every address, and the 5 s
+// a fetch may take began while it waited for a slot: eight addresses, each
+// naming documents on two hosts that stall (any names of a wildcard DNS
+// domain), held the 32 slots of the pool, and one address naming URLs that
+// stall on the app's own host (a slow page of the same site) held both of
+// that host's slots. A user's fetch then waited nearly 5 s for a slot and
+// ran out of time fetching the document; and that failure, though the
+// app's host had answered as fast as ever, was remembered for a minute:
+// the attacker could ask for the app's document itself, and every user of
+// the app was refused for that minute. Now an address's one fetch under
+// way waits for no slot (only further fetches of the same address queue for
+// the per-host and global slots), and the time limit of a fetch starts once
+// it has its slots, so a failure remembered is the remote host's own.
+func TestHostileMetadataSlotsTakenByFewAddresses(t *testing.T) {
+	const latency = 300 * time.Millisecond // the app's host, answering as usual
+	// stall starts n sign-ins from addr naming documents that stall on host.
+	stall := func(e *env, wg *sync.WaitGroup, addr string, host *httptest.Server, n int) {
+		for j := range n {
+			wg.Go(func() { e.get("/authorize?"+metadataQuery(fmt.Sprintf("%s/slow/%d.json", host.URL, j)), xff(addr)) })
+		}
+	}
+	type attack struct {
+		app     string // base URL of the app's document host
+		stalled int32  // stalled fetches to wait for
+		poison  string // if set, the attacker asks for the app's document from this address first
+	}
+	for _, tc := range []struct {
+		name   string
+		attack func(t *testing.T, e *env, release <-chan struct{}, inFlight *atomic.Int32, wg *sync.WaitGroup) attack
+	}{
+		{"every slot of the pool, from eight addresses", func(t *testing.T, e *env, release <-chan struct{}, inFlight *atomic.Int32, wg *sync.WaitGroup) attack {
+			for i := range 8 {
+				for range 2 {
+					stall(e, wg, fmt.Sprintf("198.51.100.%d", i+1), stallingDocServer(t, 0, release, inFlight), 2)
+				}
+			}
+			return attack{app: stallingDocServer(t, latency, release, inFlight).URL, stalled: 32}
+		}},
+		{"the app's own host, from one address", func(t *testing.T, e *env, release <-chan struct{}, inFlight *atomic.Int32, wg *sync.WaitGroup) attack {
+			host := stallingDocServer(t, latency, release, inFlight)
+			stall(e, wg, "198.51.100.1", host, 4)
+			return attack{app: host.URL, stalled: 2}
+		}},
+		{"the app's document remembered as failing, from one address", func(t *testing.T, e *env, release <-chan struct{}, inFlight *atomic.Int32, wg *sync.WaitGroup) attack {
+			host := stallingDocServer(t, latency, release, inFlight)
+			stall(e, wg, "198.51.100.1", host, 3)
+			return attack{app: host.URL, stalled: 2, poison: "198.51.100.1"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProxiedEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+			release := make(chan struct{})
+			var inFlight atomic.Int32
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer close(release)
+			a := tc.attack(t, e, release, &inFlight, &wg)
+			waitFor(t, "the attacker's fetches to stall", func() bool { return inFlight.Load() >= a.stalled })
+			doc := a.app + "/client.json"
+			if a.poison != "" {
+				e.get("/authorize?"+metadataQuery(doc), xff(a.poison))
+			}
+			resp, body := e.get("/authorize?"+metadataQuery(doc), xff("203.0.113.9"))
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Good") {
+				t.Errorf("a user's sign-in from another address while the attack lasts: %d %s, want the sign-in page", resp.StatusCode, pageMessage(body))
+			}
+		})
+	}
+}
+
+// pageMessage is the title and first paragraph of an HTML page, for test
+// messages.
+func pageMessage(body []byte) string {
+	title, para := "", ""
+	if m := regexp.MustCompile(`<title>([^<]*)</title>`).FindSubmatch(body); m != nil {
+		title = string(m[1])
+	}
+	if m := regexp.MustCompile(`<p[^>]*>([^<]*)</p>`).FindSubmatch(body); m != nil {
+		para = string(m[1])
+	}
+	return fmt.Sprintf("%q: %q", title, para)
 }
 
 // Issue item 7: the fetcher contacted any port and showed the remote HTTP
