@@ -207,6 +207,7 @@ type Server struct {
 	bcryptSem chan struct{}
 	xffWarn   sync.Once
 	xffWarned atomic.Bool
+	refusals  refusalLog // refusals logged recently
 
 	prmBody, asBody                                    []byte
 	challengeMissing, challengeInvalid, challengeScope string

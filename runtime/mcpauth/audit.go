@@ -25,6 +25,7 @@ package mcpauth
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -170,6 +171,53 @@ func (a auditor) signIn(ctx context.Context, outcome, user, clientID, addr, via,
 			slog.String(attrUser, user), slog.String(attrClientID, clientID),
 			slog.String(attrAddr, addr), slog.String(attrVia, via), slog.String(attrLimit, limit))
 	}
+}
+
+// signInRefused counts a sign-in refused by a throttle, as signIn does,
+// without a log line: the lockout's first refusal was logged (refusalLog).
+func (a auditor) signInRefused() {
+	a.m.signIns[signInOutcomeIndex(signInThrottled)].Inc()
+	a.m.throttled(throttleSignIn)
+}
+
+// refusalLog remembers the refusals logged recently, so that a stranger
+// repeating a refused request (a sign-in during a lockout, a metadata
+// document while the address's fetches are under way) costs one log line,
+// not one per request: at WARN the buffered log is written out at once,
+// and one address could fill the disk. The first refusal of a key is
+// logged and the key stays quiet until the time given; the metrics count
+// every refusal. At most maxQuietKeys keys are remembered: when full, the
+// ones no longer quiet go, and if none has, all go (a few lines more).
+type refusalLog struct {
+	mu    sync.Mutex
+	quiet map[string]time.Time // key: quiet until
+}
+
+const maxQuietKeys = 4096
+
+// first reports whether the refusal key is to be logged at now; if so, the
+// key is quiet until until.
+func (l *refusalLog) first(key string, now, until time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.quiet[key]; ok && now.Before(t) {
+		return false
+	}
+	if l.quiet == nil {
+		l.quiet = make(map[string]time.Time)
+	}
+	if len(l.quiet) >= maxQuietKeys {
+		for k, t := range l.quiet {
+			if !now.Before(t) {
+				delete(l.quiet, k)
+			}
+		}
+		if len(l.quiet) >= maxQuietKeys {
+			clear(l.quiet)
+		}
+	}
+	l.quiet[key] = until
+	return true
 }
 
 func signInOutcomeIndex(outcome string) int {

@@ -390,7 +390,19 @@ func (s *Server) checkSignIn(w http.ResponseWriter, r *http.Request, username, p
 		return http.StatusServiceUnavailable, "The server could not check your password. Try again."
 	}
 	if refused != "" {
-		s.audit.signIn(ctx, signInThrottled, logged, clientID, ip.String(), via, refused)
+		// Logged once per lockout: each refusal hands out a new form, so
+		// a stranger can repeat it at no cost.
+		quiet := refused
+		for _, k := range keys {
+			if k.limit.Name == refused {
+				quiet += "\x00" + k.key
+			}
+		}
+		if s.refusals.first("sign-in\x00"+quiet, now, now.Add(d)) {
+			s.audit.signIn(ctx, signInThrottled, logged, clientID, ip.String(), via, refused)
+		} else {
+			s.audit.signInRefused()
+		}
 		w.Header().Set("Retry-After", retryAfter(d))
 		return http.StatusTooManyRequests, "Too many failed sign-ins. Wait a while and try again."
 	}

@@ -74,6 +74,7 @@ const (
 	maxMetadataFetching = 32 // in all
 	maxFetchingPerHost  = 2
 	maxFetchingPerAddr  = 4 // started by one client address (key), waiting or not
+	busyLogQuiet        = time.Minute
 )
 
 // errFetchBusy is a fetch not made because too many were under way: from
@@ -469,7 +470,11 @@ func (s *Server) lookupClient(ctx context.Context, id, addr string) (*authstore.
 	if s.cimd.isMetadataURL(id) {
 		c, fetched, err := s.cimd.get(ctx, id, addr)
 		if errors.Is(err, errFetchBusy) {
-			s.log.WarnContext(ctx, "client metadata document not fetched: too many fetches under way", "client_id", untrusted(id), "error", err)
+			// Logged once a minute per address: a stranger can repeat it
+			// at no cost (refusalLog).
+			if now := s.now(); s.refusals.first("metadata-busy\x00"+addr, now, now.Add(busyLogQuiet)) {
+				s.log.WarnContext(ctx, "client metadata document not fetched: too many fetches under way", "client_id", untrusted(id), "error", err)
+			}
 			return nil, &pageError{Status: http.StatusServiceUnavailable, Title: "Busy",
 				Message: "The server is fetching too many application descriptions right now. Go back to your app and try again in a moment."}
 		}

@@ -211,6 +211,64 @@ func TestHostileLoginLockoutPerAddress(t *testing.T) {
 	}
 }
 
+// A stranger repeating a request the server refuses wrote one log line per
+// request, at WARN, which the buffered log writes out at once: a sign-in
+// refused by a lockout (each refusal hands out a new form, so a loop needs
+// nothing else) and a sign-in refused because the address already has its
+// metadata-document fetches under way. One address could fill the disk
+// with them. Now the first refusal is logged, then none for that lockout
+// (or for that address's fetches, for a minute); the metrics count each.
+func TestHostileRefusalsLogOnce(t *testing.T) {
+	const attacker = "203.0.113.99"
+	for _, tc := range []struct {
+		name, line string
+		// setup brings the attacker's address to where its requests are
+		// refused, and returns a function that sends one more of them and
+		// returns the status.
+		setup func(t *testing.T, e *env, release <-chan struct{}, wg *sync.WaitGroup) func(i int) int
+	}{
+		{"sign-in locked out", "sign-in throttled", func(t *testing.T, e *env, _ <-chan struct{}, _ *sync.WaitGroup) func(int) int {
+			c := from(e.register(nil), attacker)
+			for range 5 {
+				trySignIn(t, c, "alice", "wrong")
+			}
+			return func(int) int { return trySignIn(t, c, "alice", "wrong") }
+		}},
+		{"metadata fetches under way", "too many fetches under way", func(t *testing.T, e *env, release <-chan struct{}, wg *sync.WaitGroup) func(int) int {
+			var inFlight atomic.Int32
+			for range 2 { // two hosts: each has 2 slots
+				host := stallingDocServer(t, 0, release, &inFlight)
+				for j := range 2 {
+					wg.Go(func() { e.get("/authorize?"+metadataQuery(fmt.Sprintf("%s/slow/%d.json", host.URL, j)), xff(attacker)) })
+				}
+			}
+			waitFor(t, "the attacker's fetches to stall", func() bool { return inFlight.Load() == 4 })
+			return func(i int) int {
+				resp, _ := e.get("/authorize?"+metadataQuery(fmt.Sprintf("http://127.0.0.1:1/more/%d.json", i)), xff(attacker))
+				return resp.StatusCode
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProxiedEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+			release := make(chan struct{})
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer close(release)
+			refused := tc.setup(t, e, release, &wg)
+			before := len(e.logs.String())
+			for i := range 30 {
+				if st := refused(i); st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
+					t.Fatalf("refused request %d: %d, want 429 or 503", i, st)
+				}
+			}
+			if n := strings.Count(e.logs.String()[before:], tc.line); n != 1 {
+				t.Errorf("30 refused requests from one address logged %q %d times, want once", tc.line, n)
+			}
+		})
+	}
+}
+
 // Issue item 8, the other side: password spraying from many addresses is
 // bounded by a per-user ceiling (100 failures per 15 minutes), and one
 // address is bounded across usernames (20).
