@@ -34,6 +34,8 @@ package mcpauth
 // valid redirect_uris; it describes a public client (no secret, auth method
 // none). Documents are cached as their Cache-Control max-age allows (at most
 // a day; five minutes without caching headers; not at all with no-store).
+// A full cache makes room at the expense of the address that filled it
+// most (docCache).
 //
 // The authorization endpoint fetches (or takes from the cache) the document
 // on every request; when the user approves, the client is recorded in the
@@ -48,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -98,8 +101,8 @@ type cimdFetcher struct {
 	sem           chan struct{}
 
 	mu     sync.Mutex
-	cache  map[string]cimdEntry  // documents, by URL
-	failed map[string]cimdEntry  // failed fetches, by URL
+	cache  docCache              // documents, by URL
+	failed docCache              // failed fetches, by URL
 	hosts  map[string]*hostSlots // hosts being fetched from
 	addrs  map[string]int        // fetches under way per client address key
 }
@@ -115,6 +118,60 @@ type cimdEntry struct {
 	client  *authstore.Client
 	err     error
 	expires time.Time
+	owner   string // the client address key whose request fetched it
+	seq     uint64 // order of arrival
+}
+
+// docCache holds at most maxMetadataCache entries. At the cap, the client
+// address whose requests fetched the most entries loses its oldest one: a
+// stranger naming many documents of its own pushes out only those, never
+// the documents that other users' sign-ins fetched.
+type docCache struct {
+	entries map[string]cimdEntry
+	owners  map[string]int // entries per owner
+	next    uint64
+}
+
+func newDocCache() docCache {
+	return docCache{entries: make(map[string]cimdEntry), owners: make(map[string]int)}
+}
+
+// put stores e for id, fetched for the client address key owner.
+func (c *docCache) put(id string, e cimdEntry, owner string) {
+	if old, ok := c.entries[id]; ok {
+		c.remove(id, old)
+	}
+	if len(c.entries) >= maxMetadataCache {
+		c.evict()
+	}
+	e.owner, e.seq = owner, c.next
+	c.next++
+	c.entries[id] = e
+	c.owners[owner]++
+}
+
+// evict removes the oldest entry of the owner with the most entries.
+func (c *docCache) evict() {
+	top, most := "", 0
+	for o, n := range c.owners {
+		if n > most {
+			top, most = o, n
+		}
+	}
+	victim, oldest := "", uint64(math.MaxUint64)
+	for id, e := range c.entries {
+		if e.owner == top && e.seq < oldest {
+			victim, oldest = id, e.seq
+		}
+	}
+	c.remove(victim, c.entries[victim])
+}
+
+func (c *docCache) remove(id string, e cimdEntry) {
+	delete(c.entries, id)
+	if c.owners[e.owner]--; c.owners[e.owner] <= 0 {
+		delete(c.owners, e.owner)
+	}
 }
 
 func newCIMDFetcher(allowLoopback bool, now func() time.Time) *cimdFetcher {
@@ -122,8 +179,8 @@ func newCIMDFetcher(allowLoopback bool, now func() time.Time) *cimdFetcher {
 		allowLoopback: allowLoopback,
 		now:           now,
 		sem:           make(chan struct{}, maxMetadataFetching),
-		cache:         make(map[string]cimdEntry),
-		failed:        make(map[string]cimdEntry),
+		cache:         newDocCache(),
+		failed:        newDocCache(),
 		hosts:         make(map[string]*hostSlots),
 		addrs:         make(map[string]int),
 	}
@@ -258,9 +315,9 @@ func (f *cimdFetcher) get(ctx context.Context, id, addr string) (c *authstore.Cl
 	}
 	now := f.now()
 	f.mu.Lock()
-	e, ok := f.cache[id]
+	e, ok := f.cache.entries[id]
 	if !ok {
-		e, ok = f.failed[id]
+		e, ok = f.failed.entries[id]
 	}
 	if ok && now.Before(e.expires) {
 		f.mu.Unlock()
@@ -285,19 +342,16 @@ func (f *cimdFetcher) get(ctx context.Context, id, addr string) (c *authstore.Cl
 		f.mu.Unlock()
 	}()
 	c, ttl, err := f.fetch(ctx, id, alone)
-	cache := f.cache
+	cache := &f.cache
 	if err != nil {
-		cache, ttl = f.failed, metadataFailureTTL
+		cache, ttl = &f.failed, metadataFailureTTL
 		if errors.Is(err, context.Canceled) || errors.Is(err, errFetchBusy) {
 			ttl = 0
 		}
 	}
 	if ttl > 0 {
 		f.mu.Lock()
-		if len(cache) >= maxMetadataCache {
-			clear(cache)
-		}
-		cache[id] = cimdEntry{client: c, err: err, expires: now.Add(ttl)}
+		cache.put(id, cimdEntry{client: c, err: err, expires: now.Add(ttl)}, addr)
 		f.mu.Unlock()
 	}
 	return c, true, err

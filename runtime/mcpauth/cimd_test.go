@@ -233,7 +233,7 @@ func TestCIMDFailuresCachedApart(t *testing.T) {
 		t.Error("the document was fetched again: failures pushed it out of the cache")
 	}
 	f.mu.Lock()
-	_, cached := f.failed[malformed]
+	_, cached := f.failed.entries[malformed]
 	f.mu.Unlock()
 	if cached {
 		t.Error("a malformed URL was cached")

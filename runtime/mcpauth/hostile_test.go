@@ -864,6 +864,42 @@ func pageMessage(body []byte) string {
 	return fmt.Sprintf("%q: %q", title, para)
 }
 
+// One address could push every app's metadata document out of the cache:
+// naming 1,000 documents of its own (a host that serves one at any path)
+// filled the cache, which was then emptied at once. Every app's next
+// sign-in depended on its host answering right then, and one whose host
+// was down for a moment refused every user. Now, at the cap, the address
+// that fetched the most cached documents loses its oldest, so a flood
+// from one address pushes out only its own.
+func TestHostileMetadataCacheFlood(t *testing.T) {
+	e := newProxiedEnv(t, func(c *mcpauth.Config) { c.AllowLoopbackClientMetadata = true })
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":"http://%s%s","client_name":"Good","redirect_uris":["http://127.0.0.1/cb"]}`, r.Host, r.URL.Path)
+	}))
+	doc := app.URL + "/client.json"
+	if resp, body := e.get("/authorize?"+metadataQuery(doc), xff("198.51.100.1")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a user's sign-in: %d %s", resp.StatusCode, pageMessage(body))
+	}
+
+	flood := docServer(t)
+	var wg sync.WaitGroup
+	for w := range 4 { // the address's fetches, 4 at a time
+		wg.Go(func() {
+			for i := w; i < 1000; i += 4 {
+				e.get("/authorize?"+metadataQuery(fmt.Sprintf("%s/flood/%d.json", flood.URL, i)), xff("203.0.113.66"))
+			}
+		})
+	}
+	wg.Wait()
+
+	app.Close() // the app's host is down for a moment
+	resp, body := e.get("/authorize?"+metadataQuery(doc), xff("198.51.100.2"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Good") {
+		t.Errorf("another user's sign-in with the app after one address named 1,000 documents: %d %s, want the sign-in page (the document cached)", resp.StatusCode, pageMessage(body))
+	}
+}
+
 // Issue item 7: the fetcher contacted any port and showed the remote HTTP
 // status on the page.
 func TestHostileMetadataFetchLeaksNothing(t *testing.T) {
