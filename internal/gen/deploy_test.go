@@ -496,6 +496,7 @@ var proxyDirectives = map[string][]struct{ re, why string }{
 		{`(?m)^\s*location\s+/\s*\{`, "forward every path"},
 		{`(?m)^\s*proxy_pass\s+http://[a-z_]+;`, "forward paths unchanged (no URI after the upstream)"},
 		{`(?m)^\s*listen\s+443\s+ssl`, "terminate TLS"},
+		{`(?m)^limit_conn_zone\s+\$binary_remote_addr\s+zone=(\w+):\d+m;(?s:.*)^\s+limit_conn\s+\w+\s+\d+;`, "cap connections per client address (the replicas cannot: every connection comes from the proxy)"},
 	},
 }
 
