@@ -134,7 +134,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		return err
 	}
 	recorded := m.Answers
-	rename, err := moduleRename(dir, recorded.Module)
+	rename, err := moduleRename(dir, recorded.Module, opts.Version)
 	if err != nil {
 		return err
 	}
@@ -515,8 +515,8 @@ func countChanges(res *upgrade.Result) string {
 
 // moduleRename reads the module path of the project in dir from its go.mod
 // and returns its change from recorded, the path the manifest records, or
-// nil if it is the same.
-func moduleRename(dir, recorded string) (*upgrade.ModuleRename, error) {
+// nil if it is the same. version is the generator's, for messages.
+func moduleRename(dir, recorded, version string) (*upgrade.ModuleRename, error) {
 	name := filepath.Join(dir, "go.mod")
 	data, err := os.ReadFile(name)
 	if err != nil {
@@ -528,13 +528,40 @@ func moduleRename(dir, recorded string) (*upgrade.ModuleRename, error) {
 		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s has no module line (module PATH) that upgrade can read; "+
 			"fix it so that go build works, then run upgrade again; nothing changed", name)}
 	}
-	if err := gen.ValidateModule(mod); err != nil {
+	var binErr *gen.BinaryDirError
+	if err := gen.ValidateModule(mod); errors.As(err, &binErr) {
+		return nil, &ExitError{Code: exitUsage, Err: binaryDirAdvice(name, data, binErr, version)}
+	} else if err != nil {
 		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: module path: %w; nothing changed", name, err)}
 	}
 	if mod == recorded {
 		return nil, nil
 	}
 	return &upgrade.ModuleRename{From: recorded, To: mod}, nil
+}
+
+// binaryDirAdvice returns the error for the go.mod named name, whose
+// content is data, when its module path names the binary like a directory
+// of the project (err). Older generators allowed such paths, so a project
+// can have one: the error says which line of go.mod to change, and to
+// what, for upgrade to go through.
+func binaryDirAdvice(name string, data []byte, err *gen.BinaryDirError, version string) error {
+	line, text := 0, "module "+err.Module
+	for i, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "module" {
+			line, text = i+1, strings.TrimSpace(l)
+			break
+		}
+	}
+	to := err.Suggest()
+	return fmt.Errorf("%s: the module path %s names the binary %q (go build names the binary after the module path), "+
+		"but create-mcp-server %s makes a directory %s/ there, so go build would stop (build output %q already exists and is a directory). "+
+		"Give the module path another last element, then run upgrade again; nothing changed:\n"+
+		"  1. in %s, change line %d from \"%s\" to \"module %s\"\n"+
+		"  2. in your .go files, change the imports that start with \"%s/\" to start with \"%s/\"\n"+
+		"upgrade reads the module path from go.mod and renders the project with it",
+		name, err.Module, err.Binary, version, err.Binary, err.Binary,
+		name, line, text, to, err.Module, to)
 }
 
 // readManifest reads the manifest of dir, refusing a directory that was not

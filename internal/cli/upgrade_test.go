@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -904,5 +907,142 @@ func TestPackageIdents(t *testing.T) {
 		if got := uses(id); got != want {
 			t.Errorf("uses(%q) = %v, want %v", id, got, want)
 		}
+	}
+}
+
+// fixtureWithModule writes the v0.1.0 project (see v010Project) with the
+// module path mod instead of example.com/weather, as v0.1.0 would have
+// written it for mod: in go.mod, the imports, the manifest and the merge
+// base, with the manifest's hashes to match. Files that name the binary
+// still say weather; upgrade replaces them anyway.
+func fixtureWithModule(t *testing.T, mod string) string {
+	t.Helper()
+	dir := writeFixture(t, v010Project)
+	const old = "example.com/weather"
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), old, mod)), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gen.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range m.Files {
+		m.Files[i].SHA256 = gen.Hash([]byte(readFile(t, dir, f.Path)))
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(gen.ManifestPath)), append(data, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m.Answers.Module != mod {
+		t.Fatalf("manifest module = %q, want %q", m.Answers.Module, mod)
+	}
+	return dir
+}
+
+// TestUpgradeModuleNamedLikeDirectory upgrades a project that an older
+// generator made with a module path whose last element names a directory
+// this generator makes (go build would name the binary like it). Upgrade
+// refuses, changing nothing, and says which line of go.mod to change; the
+// test then does exactly what the message says, and the upgrade goes
+// through.
+func TestUpgradeModuleNamedLikeDirectory(t *testing.T) {
+	templates, rt := createmcpserver.Templates(), createmcpserver.Runtime()
+	advice := regexp.MustCompile(`(?m)^  1\. in (\S+), change line (\d+) from "(.*)" to "(.*)"$\n^  2\. in your \.go files, change the imports that start with "(.*)" to start with "(.*)"$`)
+	tests := []struct {
+		module string
+		stderr string // the first line of the refusal
+		newMod string
+		build  bool
+	}{
+		{
+			module: "example.com/deploy",
+			stderr: `weather/go.mod: the module path example.com/deploy names the binary "deploy" (go build names the binary after the module path), but create-mcp-server ` + gen.Version + ` makes a directory deploy/ there, so go build would stop (build output "deploy" already exists and is a directory).`,
+			newMod: "example.com/deploy-server",
+			build:  true,
+		},
+		{
+			module: "example.com/examples",
+			stderr: `the module path example.com/examples names the binary "examples"`,
+			newMod: "example.com/examples-server",
+		},
+		{
+			module: "example.com/docs/v2",
+			stderr: `the module path example.com/docs/v2 names the binary "docs"`,
+			newMod: "example.com/docs-server/v2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.module, func(t *testing.T) {
+			dir := fixtureWithModule(t, tt.module)
+			before := treeHash(t, dir)
+			r := runUpgrade(t, dir, templates, rt, gen.Version)
+			if r.exit != 2 || !strings.Contains(r.stderr, tt.stderr) || strings.Contains(r.stderr, "--help") {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 and %q", r.exit, r.stderr, tt.stderr)
+			}
+			if treeHash(t, dir) != before {
+				t.Fatal("the refused upgrade changed the project")
+			}
+
+			// Do what the message says.
+			m := advice.FindStringSubmatch(r.stderr)
+			if m == nil {
+				t.Fatalf("no steps in the message:\n%s", r.stderr)
+			}
+			if m[1] != filepath.Join(dir, "go.mod") || m[4] != "module "+tt.newMod {
+				t.Errorf("step 1 changes %s to %q, want %s to %q", m[1], m[4], filepath.Join(dir, "go.mod"), "module "+tt.newMod)
+			}
+			gomod, err := os.ReadFile(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitAfter(string(gomod), "\n")
+			n, _ := strconv.Atoi(m[2])
+			if n < 1 || n > len(lines) || strings.TrimSpace(lines[n-1]) != m[3] {
+				t.Fatalf("go.mod has no line %d %q:\n%s", n, m[3], strings.Join(lines, ""))
+			}
+			lines[n-1] = m[4] + "\n"
+			if err := os.WriteFile(m[1], []byte(strings.Join(lines, "")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") {
+					return err
+				}
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), `"`+m[5], `"`+m[6])), 0o644)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			r = runUpgrade(t, dir, templates, rt, gen.Version)
+			if r.exit != 0 {
+				t.Fatalf("upgrade after following the steps: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
+			}
+			if want := "module path is now " + tt.newMod + " (go.mod); rendering with it"; !slices.Contains(r.lines(), want) {
+				t.Errorf("output lacks %q:\n%s", want, r.stdout)
+			}
+			mustContain(t, dir, gen.ManifestPath, `"module": "`+tt.newMod+`"`)
+			mustContain(t, dir, ".gitignore", "\n/"+path.Base(strings.TrimSuffix(tt.newMod, "/v2"))+"\n")
+			if tt.build {
+				buildAndTest(t, dir)
+			}
+		})
 	}
 }

@@ -108,10 +108,34 @@ func ValidateModule(mod string) error {
 	case slices.Contains(projectDirs, binaryName(mod)):
 		// go build names the binary after the module's last element and
 		// stops when a directory already has that name.
-		return fmt.Errorf("module path %q is not valid: go build would write the binary %q, but the project has a directory of that name; use a path such as %s-server",
-			mod, binaryName(mod), mod)
+		return &BinaryDirError{Module: mod, Binary: binaryName(mod)}
 	}
 	return nil
+}
+
+// A BinaryDirError is the error of ValidateModule for a module path whose
+// binary, which go build names after the path's last element (a major
+// version suffix aside), would have the name of one of the project's
+// directories: go build would stop with 'build output "deploy" already
+// exists and is a directory'.
+type BinaryDirError struct {
+	Module string // the module path, e.g. "example.com/deploy"
+	Binary string // the binary's and the directory's name, e.g. "deploy"
+}
+
+func (e *BinaryDirError) Error() string {
+	return fmt.Sprintf("module path %q is not valid: go build would write the binary %q, but the project has a directory of that name; use a path such as %s",
+		e.Module, e.Binary, e.Suggest())
+}
+
+// Suggest returns a module path like Module whose binary is named
+// Binary-server: "example.com/deploy-server", "example.com/docs-server/v2".
+func (e *BinaryDirError) Suggest() string {
+	dir, last := path.Split(e.Module)
+	if dir != "" && isVersionElement(last) {
+		return path.Join(path.Dir(e.Module)+"-server", last)
+	}
+	return e.Module + "-server"
 }
 
 // projectDirs are the top-level directories of a generated project, which
