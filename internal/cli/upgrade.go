@@ -242,6 +242,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	stateChanged := changesState(dir, res)
 	if err := upgrade.Apply(dir, res); err != nil {
 		return err
 	}
@@ -258,12 +259,39 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 	if abs, err := filepath.Abs(dir); err == nil {
 		name = filepath.Base(abs)
 	}
-	if counts := countChanges(res); counts == "" {
+	switch counts := countChanges(res); {
+	case counts == "" && stateChanged:
+		// Say what changed without a file of the project changing: the
+		// manifest records the module path of go.mod, the new version.
+		var what []string
+		if rename != nil {
+			what = append(what, "the module path "+rename.To)
+		}
+		if res.From != res.To {
+			what = append(what, "create-mcp-server "+res.To)
+		}
+		if len(what) == 0 {
+			what = append(what, "this generation")
+		}
+		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; only %s/ changed: it now records %s\n",
+			name, res.To, gen.StateDir, strings.Join(what, " and "))
+	case counts == "":
 		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s; nothing changed\n", name, res.To)
-	} else {
+	default:
 		fmt.Fprintf(out, "\n%s is up to date with create-mcp-server %s (%s); check it with: go build ./... && go test ./...\n", name, res.To, counts)
 	}
 	return nil
+}
+
+// changesState reports whether applying res to the project in dir rewrites
+// its manifest or merge base.
+func changesState(dir string, res *upgrade.Result) bool {
+	for p, data := range map[string][]byte{gen.ManifestPath: res.Manifest, gen.BasePath: res.Base} {
+		if old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p))); err != nil || !bytes.Equal(old, data) {
+			return true
+		}
+	}
+	return false
 }
 
 // toolsMerge returns the merge of an edited main.go for an upgrade that

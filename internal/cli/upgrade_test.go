@@ -1046,3 +1046,66 @@ func TestUpgradeModuleNamedLikeDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeLastLine checks the last line of upgrades that change no
+// file: it says nothing changed only when nothing did, and names what the
+// manifest now records otherwise.
+func TestUpgradeLastLine(t *testing.T) {
+	templates, rt := createmcpserver.Templates(), createmcpserver.Runtime()
+	tests := []struct {
+		name     string
+		edit     func(t *testing.T, dir string)
+		version  string // of the generator; "" means gen.Version
+		last     string // the last line of the output
+		manifest string // what the manifest on disk must then hold
+	}{
+		{
+			name:     "nothing to do",
+			last:     "weather is up to date with create-mcp-server " + gen.Version + "; nothing changed",
+			manifest: `"module": "example.com/weather"`,
+		},
+		{
+			name: "only the module path changed",
+			edit: func(t *testing.T, dir string) {
+				renameModule(t, dir, scenarioAnswers.Module, "github.com/me/weather")
+			},
+			last:     "weather is up to date with create-mcp-server " + gen.Version + "; only .create-mcp-server/ changed: it now records the module path github.com/me/weather",
+			manifest: `"module": "github.com/me/weather"`,
+		},
+		{
+			name:     "a new version that changes no file",
+			version:  "0.99.0",
+			last:     "weather is up to date with create-mcp-server 0.99.0; only .create-mcp-server/ changed: it now records create-mcp-server 0.99.0",
+			manifest: `"generator_version": "0.99.0"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := newProject(t)
+			if tt.edit != nil {
+				tt.edit(t, dir)
+			}
+			before := readFile(t, dir, gen.ManifestPath)
+			version := tt.version
+			if version == "" {
+				version = gen.Version
+			}
+			r := runUpgrade(t, dir, templates, rt, version)
+			lines := r.lines()
+			if r.exit != 0 || len(lines) < 2 || lines[len(lines)-2] != tt.last {
+				t.Fatalf("exit %d, want 0 and the last line %q:\n%s%s", r.exit, tt.last, r.stdout, r.stderr)
+			}
+			after := readFile(t, dir, gen.ManifestPath)
+			if strings.HasSuffix(tt.last, "; nothing changed") != (after == before) {
+				t.Errorf("the last line is %q, but the manifest changed: %v", tt.last, after != before)
+			}
+			mustContain(t, dir, gen.ManifestPath, tt.manifest)
+			for _, l := range lines {
+				if l != "" && !strings.HasPrefix(l, "unchanged ") && !strings.HasPrefix(l, "kept ") &&
+					!strings.HasPrefix(l, "module path is now ") && l != tt.last {
+					t.Errorf("unexpected line %q", l)
+				}
+			}
+		})
+	}
+}
