@@ -222,7 +222,7 @@ func upgradeRun(ctx context.Context, opts *UpgradeOptions) error {
 		}
 	}
 
-	if err := upgrade.CheckLinks(dir, res); err != nil {
+	if err := upgrade.CheckPaths(dir, res); err != nil {
 		return &ExitError{Code: exitUsage, Err: err}
 	}
 

@@ -143,7 +143,8 @@ func readFile(t *testing.T, dir, name string) string {
 	return string(data)
 }
 
-// treeHash hashes every file of dir: path, mode and content.
+// treeHash hashes every file of dir: path, mode and content (a symbolic
+// link's target, not followed).
 func treeHash(t *testing.T, dir string) string {
 	t.Helper()
 	h := sha256.New()
@@ -155,8 +156,14 @@ func treeHash(t *testing.T, dir string) string {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
+		var data []byte
+		if info.Mode()&fs.ModeSymlink != 0 {
+			to, err := os.Readlink(p)
+			data = []byte(to)
+			if err != nil {
+				return err
+			}
+		} else if data, err = os.ReadFile(p); err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
@@ -709,14 +716,36 @@ func mustContain(t *testing.T, dir, name string, wants ...string) {
 
 func TestUpgradeRefuses(t *testing.T) {
 	today, rt := createmcpserver.Templates(), createmcpserver.Runtime()
+	nextT, nextR := nextSources(t)
+	v010 := func(t *testing.T) string { return writeFixture(t, v010Project) }
 	tests := []struct {
 		name    string
+		project func(t *testing.T) string // makes the project; nil means newProject
 		prepare func(t *testing.T, dir string)
 		args    []string
-		version string
+		version string // of the generator: gen.Version for today's, nextVersion for nextSources
 		stderr  string
 		usage   bool // a usage mistake: the message points to --help
 	}{
+		{
+			name:    "a file of the user's where an old project gets a directory: deploy",
+			project: v010,
+			prepare: func(t *testing.T, dir string) {
+				writeUserFile(t, dir, "deploy", "scp weather prod:/usr/local/bin\n")
+			},
+			version: gen.Version,
+			stderr: "weather/deploy is a file, but create-mcp-server " + gen.Version + " puts a directory there, " +
+				"with deploy/Caddyfile and deploy/nginx.conf; rename your file or move it away, then run upgrade again; nothing changed",
+		},
+		{
+			name:    "a file of the user's where an old project gets a directory: docs",
+			project: v010,
+			prepare: func(t *testing.T, dir string) {
+				writeUserFile(t, dir, "docs", "See the wiki.\n")
+			},
+			version: gen.Version,
+			stderr:  "weather/docs is a file, but create-mcp-server " + gen.Version + " puts a directory there, with docs/configuration.md, docs/deployment.md and 3 more;",
+		},
 		{
 			name: "no manifest",
 			prepare: func(t *testing.T, dir string) {
@@ -829,22 +858,39 @@ func TestUpgradeRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := newProject(t)
+			project := newProject
+			if tt.project != nil {
+				project = tt.project
+			}
+			dir := project(t)
 			if tt.prepare != nil {
 				tt.prepare(t, dir)
 			}
-			before := treeHash(t, dir)
-			r := runUpgrade(t, dir, today, rt, tt.version, tt.args...)
+			// The project's parent holds what its links point to.
+			before := treeHash(t, filepath.Dir(dir))
+			templates, runtime := today, rt
+			if tt.version == nextVersion {
+				templates, runtime = nextT, nextR
+			}
+			r := runUpgrade(t, dir, templates, runtime, tt.version, tt.args...)
 			if r.exit != 2 || !strings.Contains(r.stderr, tt.stderr) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", r.exit, r.stderr, tt.stderr)
 			}
 			if hint := strings.Contains(r.stderr, "--help"); hint != tt.usage {
 				t.Errorf("stderr mentions --help: %v, want %v:\n%s", hint, tt.usage, r.stderr)
 			}
-			if treeHash(t, dir) != before {
-				t.Error("the refused upgrade changed the project")
+			if treeHash(t, filepath.Dir(dir)) != before {
+				t.Error("the refused upgrade changed the project or files outside it")
 			}
 		})
+	}
+}
+
+// writeUserFile writes a file of the user's into the project in dir.
+func writeUserFile(t *testing.T, dir, name, data string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(name)), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -39,7 +39,7 @@ func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byt
 			continue // reported below, with the file
 		}
 		entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(d)))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !isBlocked(dir, d+"/x") {
 			return nil, fmt.Errorf("read project: %w", err)
 		}
 		for _, e := range entries {
@@ -54,7 +54,9 @@ func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byt
 			return nil, fmt.Errorf("read project: manifest lists %q, which is not a path inside the project", p)
 		}
 		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || err != nil && isBlocked(dir, p) {
+			// Absent; if the upgrade would write it, CheckPaths says
+			// what is in the way.
 			continue
 		}
 		if err != nil {
@@ -73,7 +75,7 @@ func ReadProject(dir string, m *gen.Manifest, next []gen.File) (map[string][]byt
 // old manifest and base are still in place and running the upgrade again
 // finishes the job (files already upgraded then merge as unchanged).
 func Apply(dir string, r *Result) error {
-	if err := CheckLinks(dir, r); err != nil {
+	if err := CheckPaths(dir, r); err != nil {
 		return err
 	}
 	type write struct {
@@ -143,18 +145,32 @@ func Apply(dir string, r *Result) error {
 	return nil
 }
 
-// CheckLinks returns an error naming the first file that applying r would
-// write, back up or remove and that is a symbolic link in the project in
-// dir. Upgrade neither replaces a link by a regular file (the link would be
-// lost) nor writes through it (its target may be outside the project, or
-// shared with other projects that did not ask for the upgrade).
-func CheckLinks(dir string, r *Result) error {
+// CheckPaths returns an error naming the first thing in the project in dir
+// that keeps applying r from writing, backing up or removing a file there
+// safely:
+//
+//   - The file is a symbolic link. Upgrade neither replaces a link by a
+//     regular file (the link would be lost) nor writes through it (its
+//     target may be outside the project, or shared with other projects
+//     that did not ask for the upgrade).
+//   - One of its parent directories is a file (the user's deploy or docs
+//     where a newer generator puts a directory): upgrade cannot write there
+//     without losing the file.
+//
+// Nothing is written before CheckPaths passes.
+func CheckPaths(dir string, r *Result) error {
 	for _, c := range r.Changes {
 		if !c.Writes() && c.Backup == "" {
 			continue
 		}
 		if !fs.ValidPath(c.Path) {
 			return fmt.Errorf("apply upgrade: %q is not a path inside the project", c.Path)
+		}
+		if p, fi := blocker(dir, c.Path); fi != nil && fi.Mode()&fs.ModeSymlink == 0 {
+			name := filepath.Join(dir, filepath.FromSlash(p))
+			return fmt.Errorf("%s is a file, but create-mcp-server %s puts a directory there, with %s; "+
+				"rename your file or move it away, then run upgrade again; nothing changed",
+				name, r.To, filesUnder(r, p))
 		}
 		name := filepath.Join(dir, filepath.FromSlash(c.Path))
 		fi, err := os.Lstat(name)
@@ -168,6 +184,55 @@ func CheckLinks(dir string, r *Result) error {
 			"to the linked file yourself; nothing changed", name, to, c.Action, name, name)
 	}
 	return nil
+}
+
+// blocker returns the first parent directory of the slash path p, inside
+// the project in dir, that exists and is not a directory (a symbolic link
+// or a file), with what Lstat says of it; or "", nil.
+func blocker(dir, p string) (string, fs.FileInfo) {
+	for i := range len(p) {
+		if p[i] != '/' {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p[:i])))
+		if err != nil {
+			return "", nil // absent: so is everything below it
+		}
+		if !fi.IsDir() {
+			return p[:i], fi
+		}
+	}
+	return "", nil
+}
+
+// isBlocked reports whether a parent directory of the slash path p, in the
+// project in dir, is a file or a symbolic link to one, so that p cannot
+// exist.
+func isBlocked(dir, p string) bool {
+	q, fi := blocker(dir, p)
+	if fi == nil {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(q)))
+	return err != nil || !fi.IsDir()
+}
+
+// filesUnder lists the files r writes under the directory p: "p/a and
+// p/b", "p/a, p/b and 3 more".
+func filesUnder(r *Result, p string) string {
+	var names []string
+	for _, c := range r.Changes {
+		if strings.HasPrefix(c.Path, p+"/") && c.Writes() {
+			names = append(names, c.Path)
+		}
+	}
+	switch {
+	case len(names) > 2:
+		return fmt.Sprintf("%s, %s and %d more", names[0], names[1], len(names)-2)
+	case len(names) == 2:
+		return names[0] + " and " + names[1]
+	}
+	return strings.Join(names, "")
 }
 
 // existingMode returns the permission bits of the file at p in dir, or def
