@@ -747,6 +747,32 @@ func TestUpgradeRefuses(t *testing.T) {
 			stderr:  "weather/docs is a file, but create-mcp-server " + gen.Version + " puts a directory there, with docs/configuration.md, docs/deployment.md and 3 more;",
 		},
 		{
+			name:    "a directory upgrade writes in is a symbolic link out of the project: internal",
+			prepare: func(t *testing.T, dir string) { moveOutAndLink(t, dir, "internal") },
+			version: nextVersion,
+			stderr: "weather/internal is a symbolic link (to ../shared/internal), and upgrade would write internal/mcpauth/token.go through it (updated); " +
+				"upgrade writes nothing through a link to a directory. Replace the link by a copy of its directory (rm ",
+		},
+		{
+			name:    "a directory upgrade writes in is a symbolic link out of the project: internal/mcpauth",
+			prepare: func(t *testing.T, dir string) { moveOutAndLink(t, dir, "internal/mcpauth") },
+			version: nextVersion,
+			stderr:  "weather/internal/mcpauth is a symbolic link (to ../../shared/mcpauth), and upgrade would write internal/mcpauth/token.go through it (updated);",
+		},
+		{
+			name:    "a directory upgrade adds files to is a symbolic link out of the project: docs",
+			project: v010,
+			prepare: func(t *testing.T, dir string) {
+				if err := os.Mkdir(filepath.Join(dir, "docs"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				writeUserFile(t, dir, "docs/team.md", "# Our team\n")
+				moveOutAndLink(t, dir, "docs")
+			},
+			version: gen.Version,
+			stderr:  "weather/docs is a symbolic link (to ../shared/docs), and upgrade would write docs/configuration.md through it (added);",
+		},
+		{
 			name: "no manifest",
 			prepare: func(t *testing.T, dir string) {
 				if err := os.Remove(filepath.Join(dir, gen.ManifestPath)); err != nil {
@@ -890,6 +916,29 @@ func TestUpgradeRefuses(t *testing.T) {
 func writeUserFile(t *testing.T, dir, name, data string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(name)), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// moveOutAndLink moves the directory name of the project in dir to a
+// directory "shared" beside the project and puts a relative symbolic link
+// to it in its place, as a user sharing it between projects would.
+func moveOutAndLink(t *testing.T, dir, name string) {
+	t.Helper()
+	shared := filepath.Join(filepath.Dir(dir), "shared")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, filepath.FromSlash(name))
+	to := filepath.Join(shared, filepath.Base(link))
+	if err := os.Rename(link, to); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(filepath.Dir(link), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(rel, link); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -153,6 +153,8 @@ func Apply(dir string, r *Result) error {
 //     regular file (the link would be lost) nor writes through it (its
 //     target may be outside the project, or shared with other projects
 //     that did not ask for the upgrade).
+//   - One of its parent directories is a symbolic link: upgrade would write
+//     through it, for the same reasons.
 //   - One of its parent directories is a file (the user's deploy or docs
 //     where a newer generator puts a directory): upgrade cannot write there
 //     without losing the file.
@@ -166,8 +168,19 @@ func CheckPaths(dir string, r *Result) error {
 		if !fs.ValidPath(c.Path) {
 			return fmt.Errorf("apply upgrade: %q is not a path inside the project", c.Path)
 		}
-		if p, fi := blocker(dir, c.Path); fi != nil && fi.Mode()&fs.ModeSymlink == 0 {
+		if p, fi := blocker(dir, c.Path); fi != nil {
 			name := filepath.Join(dir, filepath.FromSlash(p))
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				to, _ := os.Readlink(name)
+				target, err := filepath.EvalSymlinks(name)
+				if err != nil {
+					target = "$(readlink -f " + name + ")"
+				}
+				return fmt.Errorf("%s is a symbolic link (to %s), and upgrade would write %s through it (%s); "+
+					"upgrade writes nothing through a link to a directory. Replace the link by a copy of its directory "+
+					"(rm %s && cp -R %s %s), run upgrade again, then bring the changes to the linked directory yourself; nothing changed",
+					name, to, c.Path, c.Action, name, target, name)
+			}
 			return fmt.Errorf("%s is a file, but create-mcp-server %s puts a directory there, with %s; "+
 				"rename your file or move it away, then run upgrade again; nothing changed",
 				name, r.To, filesUnder(r, p))
