@@ -335,6 +335,21 @@ func TestUpgradeScenarios(t *testing.T) {
 			build: true,
 		},
 		{
+			name: "a file where the user deleted a generated directory stays",
+			edit: func(t *testing.T, dir string) {
+				if err := os.RemoveAll(filepath.Join(dir, "examples")); err != nil {
+					t.Fatal(err)
+				}
+				writeUserFile(t, dir, "examples", "See the wiki.\n")
+			},
+			lines: []string{"deleted by user examples/client/main.go", "updated main.go"},
+			check: func(t *testing.T, dir string) {
+				if got := readFile(t, dir, "examples"); got != "See the wiki.\n" {
+					t.Errorf("examples = %q", got)
+				}
+			},
+		},
+		{
 			name: "edited tools.go is never touched",
 			edit: func(t *testing.T, dir string) {
 				editFile(t, dir, "tools.go", "Echoes the given text back.", "Echoes the given text back, loudly.")
