@@ -583,8 +583,8 @@ func binaryDirAdvice(name string, data []byte, err *gen.BinaryDirError, version 
 	}
 	to := err.Suggest()
 	return fmt.Errorf("%s: the module path %s names the binary %q (go build names the binary after the module path), "+
-		"but create-mcp-server %s makes a directory %s/ there, so go build would stop (build output %q already exists and is a directory). "+
-		"Give the module path another last element, then run upgrade again; nothing changed:\n"+
+		"but create-mcp-server %s makes a directory %s/ in the project, so go build would stop (build output %q already exists and is a directory). "+
+		"Rename the module, then run upgrade again; nothing changed:\n"+
 		"  1. in %s, change line %d from \"%s\" to \"module %s\"\n"+
 		"  2. in your .go files, change the imports that start with \"%s/\" to start with \"%s/\"\n"+
 		"upgrade reads the module path from go.mod and renders the project with it",

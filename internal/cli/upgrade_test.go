@@ -1079,7 +1079,7 @@ func TestUpgradeModuleNamedLikeDirectory(t *testing.T) {
 	}{
 		{
 			module: "example.com/deploy",
-			stderr: `weather/go.mod: the module path example.com/deploy names the binary "deploy" (go build names the binary after the module path), but create-mcp-server ` + gen.Version + ` makes a directory deploy/ there, so go build would stop (build output "deploy" already exists and is a directory).`,
+			stderr: `weather/go.mod: the module path example.com/deploy names the binary "deploy" (go build names the binary after the module path), but create-mcp-server ` + gen.Version + ` makes a directory deploy/ in the project, so go build would stop (build output "deploy" already exists and is a directory).`,
 			newMod: "example.com/deploy-server",
 			build:  true,
 		},

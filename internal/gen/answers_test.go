@@ -128,7 +128,7 @@ func TestValidate(t *testing.T) {
 		{"module all", func(a *Answers) { a.Module = "all" }, "reserves it"},
 		{"module with vendor", func(a *Answers) { a.Module = "example.com/vendor/x" }, `"vendor" element`},
 		{"binary named like a directory", func(a *Answers) { a.Module = "example.com/deploy" }, `go build would write the binary "deploy", but the project has a directory of that name; use a path such as example.com/deploy-server`},
-		{"binary named like a directory, major version", func(a *Answers) { a.Module = "example.com/internal/v2" }, `the binary "internal"`},
+		{"binary named like a directory, major version", func(a *Answers) { a.Module = "example.com/internal/v2" }, `the binary "internal", but the project has a directory of that name; use a path such as example.com/internal-server/v2`},
 		{"directory name inside the path", func(a *Answers) { a.Module = "example.com/deploy/weather" }, ""},
 	}
 	for _, tt := range tests {
