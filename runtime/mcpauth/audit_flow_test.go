@@ -2,6 +2,8 @@ package mcpauth_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -228,4 +230,77 @@ func scrapeMetrics(t *testing.T, m *mcpauth.Metrics) string {
 		t.Fatalf("metrics: %d %s", rec.Code, rec.Body)
 	}
 	return rec.Body.String()
+}
+
+// TestAuditTypedNameUnguessable signs in with passwords typed into the
+// username field, twice each. The audit log names such an attempt
+// "unknown-" and a hash, the same for the same name (so repeated attempts
+// stand out) and different for different names. Neither the log nor the
+// database (the throttle counters) may hold a plain SHA-256 of what was
+// typed: whoever reads the log could hash a list of common passwords and
+// find the one typed, at billions of guesses a second.
+func TestAuditTypedNameUnguessable(t *testing.T) {
+	logs := &syncBuffer{}
+	e := newEnv(t, func(c *mcpauth.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	c := e.register(nil)
+	typed := []struct{ what, name string }{
+		{"alice's password", testUsers["alice"]},
+		{"a common password", "hunter2"},
+		{"a passphrase", "correct horse battery staple"},
+		{"a non-ASCII password", "пароль-1234"},
+	}
+	for _, tc := range typed {
+		for range 2 {
+			if _, err := c.Authorize(ctx(t), mcpauthtest.AuthorizeOptions{Username: tc.name, Password: "x"}); err == nil {
+				t.Fatalf("%s as the username signed in", tc.what)
+			}
+		}
+	}
+
+	// The names the log gives the attempts, in order.
+	var logged []string
+	for line := range strings.Lines(logs.String()) {
+		var rec struct{ Msg, User string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec.Msg == "sign-in failed" {
+			logged = append(logged, rec.User)
+		}
+	}
+	if len(logged) != 2*len(typed) {
+		t.Fatalf("%d sign-in failed events, want %d:\n%s", len(logged), 2*len(typed), logs)
+	}
+	seen := map[string]string{}
+	for i, tc := range typed {
+		first, second := logged[2*i], logged[2*i+1]
+		if !strings.HasPrefix(first, "unknown-") || first != second {
+			t.Errorf("%s: logged as %q then %q, want the same unknown- name twice", tc.what, first, second)
+		}
+		if other, ok := seen[first]; ok {
+			t.Errorf("%s and %s are both logged as %q", tc.what, other, first)
+		}
+		seen[first] = tc.what
+	}
+
+	files := map[string][]byte{"the log": []byte(logs.String())}
+	for _, suffix := range []string{"", "-wal"} {
+		data, err := os.ReadFile(e.dbPath + suffix)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		files["auth.db"+suffix] = data
+	}
+	for _, tc := range typed {
+		sum := sha256.Sum256([]byte(tc.name))
+		for where, data := range files {
+			for _, form := range [][]byte{sum[:6], []byte(hex.EncodeToString(sum[:6]))} {
+				if bytes.Contains(data, form) {
+					t.Errorf("%s holds the SHA-256 of %s typed as a username", where, tc.what)
+				}
+			}
+		}
+	}
 }

@@ -21,6 +21,8 @@ package mcpauth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"mime"
@@ -438,10 +440,11 @@ type throttleKey struct {
 // An attempt from a browser where the user signed in before (known,
 // device.go) does not count against the user's ceiling, nor is it stopped
 // by it: strangers spraying guesses cannot lock the user out of it.
-// The counters name the user by a hash of what was typed: a password typed
-// into the username field by mistake must not be stored in the database.
+// The counters name the user by a keyed hash of what was typed
+// (typedName): a password typed into the username field by mistake must not
+// be stored in the database.
 func (s *Server) loginKeys(username, addr string, known bool) []throttleKey {
-	user := hex.EncodeToString(hashSecret(username)[:16])
+	user := hex.EncodeToString(s.typedName(username)[:16])
 	keys := []throttleKey{
 		{loginUserAddrLimit, user + "\x00" + addr},
 		{loginAddrLimit, addr},
@@ -454,14 +457,27 @@ func (s *Server) loginKeys(username, addr string, known bool) []throttleKey {
 
 // loggedUser is how the audit log names the user of a failed or throttled
 // sign-in: the username if the users file has it, else "unknown-" and a
-// short hash of what was typed, which tells repeated attempts with one
-// name apart without writing a password typed into the wrong field to the
-// log.
+// short keyed hash of what was typed (typedName), which tells repeated
+// attempts with one name apart without writing a password typed into the
+// wrong field to the log.
 func (s *Server) loggedUser(username string) string {
 	if _, ok, _ := s.users.Stamp(username); ok {
 		return username
 	}
-	return "unknown-" + hex.EncodeToString(hashSecret(username)[:6])
+	return "unknown-" + hex.EncodeToString(s.typedName(username)[:6])
+}
+
+// typedName hashes what was typed into the username field, keyed with the
+// deployment's rotation key (shared by every replica, so they all count
+// and log one name alike). A plain SHA-256 would not do: people type
+// passwords there, and whoever reads the log or the database could hash a
+// list of common passwords until one matched, at billions a second.
+// Without the key, the hash tells nothing about what was typed.
+func (s *Server) typedName(username string) []byte {
+	m := hmac.New(sha256.New, s.store.RotationKey())
+	m.Write([]byte("mcpauth typed username\x00"))
+	m.Write([]byte(username))
+	return m.Sum(nil)
 }
 
 // countLogin counts an attempt against every key before the password is
