@@ -57,8 +57,12 @@ func (s *pgStore) RevokeGrants(ctx context.Context, f GrantFilter, now time.Time
 	}
 	where, args := grantWhere(f, now, pgPlaceholder)
 	args = append(args, ms(now))
+	codes, codeArgs := pendingCodeWhere(f, pgPlaceholder)
 	var n int64
 	err := s.write(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM codes WHERE `+codes, codeArgs...); err != nil {
+			return fmt.Errorf("revoke grants: delete pending codes: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `UPDATE grants AS g SET revoked_at = `+pgPlaceholder(len(args))+` WHERE `+where, args...)
 		if err != nil {
 			return fmt.Errorf("revoke grants: %w", err)

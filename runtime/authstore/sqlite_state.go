@@ -34,6 +34,24 @@ func grantWhere(f GrantFilter, now time.Time, placeholder func(int) string) (str
 
 func sqlitePlaceholder(i int) string { return fmt.Sprintf("?%d", i) }
 
+// pendingCodeWhere is the WHERE clause and arguments of the codes f
+// selects that have not been exchanged yet: each would create a grant f
+// selects. Their grant_id is the ID the grant will have.
+func pendingCodeWhere(f GrantFilter, placeholder func(int) string) (string, []any) {
+	var args []any
+	conds := []string{"used_at IS NULL"}
+	add := func(col, v string) {
+		if v != "" {
+			args = append(args, v)
+			conds = append(conds, col+" = "+placeholder(len(args)))
+		}
+	}
+	add("grant_id", f.ID)
+	add("username", f.User)
+	add("client_id", f.ClientID)
+	return strings.Join(conds, " AND "), args
+}
+
 // errNoFilter refuses RevokeGrants with an empty filter.
 var errNoFilter = errors.New("authstore: revoking grants needs a grant ID, a user or a client")
 
@@ -78,8 +96,12 @@ func (s *sqliteStore) RevokeGrants(ctx context.Context, f GrantFilter, now time.
 	}
 	where, args := grantWhere(f, now, sqlitePlaceholder)
 	args = append(args, ms(now))
+	codes, codeArgs := pendingCodeWhere(f, sqlitePlaceholder)
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM codes WHERE `+codes, codeArgs...); err != nil {
+			return fmt.Errorf("revoke grants: delete pending codes: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE grants AS g SET revoked_at = `+sqlitePlaceholder(len(args))+
 			` WHERE `+where, args...)
 		if err != nil {

@@ -69,8 +69,10 @@ type GrantStore interface {
 	// matching f, oldest first.
 	Grants(ctx context.Context, f GrantFilter, now time.Time) ([]GrantInfo, error)
 	// RevokeGrants revokes the live grants matching f and returns how many.
-	// A filter that names nothing (the zero GrantFilter) is refused, so
-	// that a bug cannot revoke everyone.
+	// It also deletes the authorization codes matching f that were issued
+	// and not yet exchanged (a sign-in under way): a grant those would
+	// create is revoked before it exists. A filter that names nothing (the
+	// zero GrantFilter) is refused, so that a bug cannot revoke everyone.
 	RevokeGrants(ctx context.Context, f GrantFilter, now time.Time) (int, error)
 	// TouchGrant records that a token of the grant was used at now. The
 	// bearer check calls it at most once a minute per grant.

@@ -7,7 +7,9 @@ package mcpserver
 // the app holds from that sign-in, refreshed or not, belongs to it. The
 // commands work on the database of a deployment (--db, as serve's), beside
 // the running servers: a revocation is written there, and the command
-// returns once every running replica refuses the revoked tokens.
+// returns once every running replica refuses the revoked tokens. An app in
+// the middle of signing in (holding a code it has not exchanged yet) is cut
+// off too: its code no longer buys tokens.
 
 import (
 	"context"
@@ -92,6 +94,13 @@ func grants(ctx context.Context, args []string, env Env) error {
 		if f.ID != "" {
 			return fmt.Errorf("no active grant %s in %s (\"grants list\" shows them)", printable(f.ID), authstore.Redact(*db))
 		}
+		// No grant yet, but an app may be signing in: its code, not yet
+		// exchanged for tokens, must not create one after this.
+		if n, err := st.RevokeGrants(ctx, f, now); err != nil {
+			return fmt.Errorf("revoke grants in %s: %w", authstore.Redact(*db), err)
+		} else if n > 0 { // created since the list was read
+			waitRevoked(ctx, st, env)
+		}
 		if *asJSON {
 			return writeJSON(env.Stdout, revokedJSON{Revoked: 0, Grants: grantsJSON(nil)})
 		}
@@ -103,10 +112,7 @@ func grants(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("revoke grants in %s: %w", authstore.Redact(*db), err)
 	}
 	if n > 0 {
-		if err := mcpauth.Revoked(ctx, st); err != nil {
-			fmt.Fprintf(env.Stderr, "warning: the database could not confirm that every running server saw the revocation (%v); waited until each one's %s lease ran out instead\n",
-				err, authstore.DefaultLease)
-		}
+		waitRevoked(ctx, st, env)
 	}
 	if *asJSON {
 		return writeJSON(env.Stdout, revokedJSON{Revoked: n, Grants: grantsJSON(list)})
@@ -116,6 +122,15 @@ func grants(ctx context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stderr, "revoked %s%s; no running server accepts their tokens any more\n", quantity(n, "grant", "grants"), describeFilter(f))
 	return nil
+}
+
+// waitRevoked returns once every running server refuses the tokens of the
+// grants just revoked in st (mcpauth.Revoked).
+func waitRevoked(ctx context.Context, st authstore.Store, env Env) {
+	if err := mcpauth.Revoked(ctx, st); err != nil {
+		fmt.Fprintf(env.Stderr, "warning: the database could not confirm that every running server saw the revocation (%v); waited until each one's %s lease ran out instead\n",
+			err, authstore.DefaultLease)
+	}
 }
 
 // addDBFlag defines --db, the database a command works on, as serve's;

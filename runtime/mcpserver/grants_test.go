@@ -172,6 +172,74 @@ func TestGrantsCommands(t *testing.T) {
 	}
 }
 
+// TestGrantsRevokePendingSignIn revokes a user's or an app's grants while
+// the app is in the middle of a sign-in: the user has allowed it and the
+// app holds an authorization code it has not exchanged yet. "Sign alice
+// out of every app" must hold for that app too: once the command has
+// returned, the code no longer buys tokens.
+func TestGrantsRevokePendingSignIn(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    func(clientID string) []string
+		earlier bool // the app already holds a grant of the user
+	}{
+		{"--user", func(string) []string { return []string{"--user", testUser} }, true},
+		{"--client", func(id string) []string { return []string{"--client", id} }, true},
+		{"--user, first sign-in", func(string) []string { return []string{"--user", testUser} }, false},
+	}
+	for _, e := range authstoretest.Engines() {
+		for _, tt := range tests {
+			t.Run(e.Name+"/"+tt.name, func(t *testing.T) {
+				dsn := e.NewDSN(t)
+				base, mcpURLs := startReplicas(t, dsn, "", replicasOn(e))
+				ctx := t.Context()
+				c, err := mcpauthtest.Register(ctx, base, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				signIn := func() *mcpauthtest.AuthorizeResult {
+					res, err := c.Authorize(ctx, mcpauthtest.AuthorizeOptions{Username: testUser, Password: testPassword})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return res
+				}
+				var old string
+				if tt.earlier {
+					res := signIn()
+					tok, err := c.Exchange(ctx, res.Code, res.Verifier)
+					if err != nil {
+						t.Fatal(err)
+					}
+					old = tok.AccessToken
+				}
+				pending := signIn() // allowed, not exchanged yet
+
+				args := append([]string{"grants", "revoke"}, tt.args(c.ClientID)...)
+				if _, stderr, err := run(t, testOptions(), map[string]string{"MCP_DB": dsn}, "", args...); err != nil {
+					t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, stderr)
+				}
+				tok, err := c.Exchange(ctx, pending.Code, pending.Verifier)
+				if err == nil {
+					for _, u := range mcpURLs {
+						t.Errorf("a code issued before %q bought tokens after it; /mcp on %s answers them %d",
+							strings.Join(args, " "), u, bearerStatus(t, u, tok.AccessToken))
+					}
+				} else if mcpauthtest.ErrorCode(err) != "invalid_grant" {
+					t.Errorf("exchanging the code after the revocation: %v, want invalid_grant", err)
+				}
+				if old != "" {
+					for _, u := range mcpURLs {
+						if s := bearerStatus(t, u, old); s != http.StatusUnauthorized {
+							t.Errorf("the earlier grant's token on %s: %d, want 401", u, s)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
 // passwordOf returns the password of a postgres:// URL ("" if none).
 func passwordOf(dsn string) string {
 	_, rest, _ := strings.Cut(dsn, "://")
