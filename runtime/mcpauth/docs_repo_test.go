@@ -6,13 +6,17 @@ package mcpauth
 // project has no templates/.
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mcpgen/create-mcp-server/runtime/authstore"
 	"github.com/mcpgen/create-mcp-server/runtime/userfile"
@@ -257,3 +261,75 @@ func TestOperationsDocs(t *testing.T) {
 		t.Errorf("README.md's Operating it names the metrics\n%q\nthe server registers\n%q", got, metrics)
 	}
 }
+
+// TestOperationsDocsUsersFileLevels changes a users file the way operators
+// do and checks that docs/operations.md's table gives the level each
+// resulting event is logged at: people alert on WARN and ERROR.
+func TestOperationsDocsUsersFileLevels(t *testing.T) {
+	levels := map[string]string{} // msg -> the table's level cell
+	_, table, _ := strings.Cut(readTemplate(t, "docs/operations.md.tmpl"), "| `msg` |")
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) >= 2 {
+			levels[strings.Trim(cells[0], "`")] = cells[1]
+		}
+	}
+
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/users.txt"
+	version := 0
+	write := func(content string) {
+		version++
+		next := time.Now().Add(time.Duration(version) * time.Hour) // a new mtime each time
+		if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path+".tmp", next, next); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bob:" + string(hash) + "\n")
+	f, err := userfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	records := make(chan slog.Record, 16)
+	f.SetLogger(slog.New(recordHandler(records)))
+
+	for _, tt := range []struct {
+		change, content, msg string
+	}{
+		{"a user added", "bob:" + string(hash) + "\nalice:" + string(hash) + "\n", "users file reloaded"},
+		{"every user removed", "# nobody yet\n", "users file reloaded"},
+		{"a malformed line", "alice\n", "users file rejected"},
+	} {
+		write(tt.content)
+		var r slog.Record
+		select {
+		case r = <-records:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: nothing logged within 10 s", tt.change)
+		}
+		if r.Message != tt.msg {
+			t.Errorf("%s: logged %q, want %q", tt.change, r.Message, tt.msg)
+		}
+		if cell, ok := levels[r.Message]; !ok || !strings.Contains(cell, r.Level.String()) {
+			t.Errorf("%s: %q is logged at %s; docs/operations.md says %q", tt.change, r.Message, r.Level, cell)
+		}
+	}
+}
+
+// recordHandler is a slog.Handler that sends every record to ch.
+type recordHandler chan<- slog.Record
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool      { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error { h <- r.Clone(); return nil }
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h recordHandler) WithGroup(string) slog.Handler                 { return h }
