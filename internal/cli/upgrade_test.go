@@ -650,8 +650,15 @@ func TestUpgradeScenarios(t *testing.T) {
 // new in go.mod and in every Go file, as a user would with sed.
 func renameModule(t *testing.T, dir, old, new string) {
 	t.Helper()
+	replaceInFiles(t, dir, old, new, func(name string) bool { return strings.HasSuffix(name, ".go") || name == "go.mod" })
+}
+
+// replaceInFiles replaces old by new in every file under dir whose name
+// match accepts.
+func replaceInFiles(t *testing.T, dir, old, new string, match func(name string) bool) {
+	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || (!strings.HasSuffix(p, ".go") && d.Name() != "go.mod") {
+		if err != nil || d.IsDir() || !match(d.Name()) {
 			return err
 		}
 		data, err := os.ReadFile(p)
@@ -1028,20 +1035,7 @@ func TestPackageIdents(t *testing.T) {
 func fixtureWithModule(t *testing.T, mod string) string {
 	t.Helper()
 	dir := writeFixture(t, v010Project)
-	const old = "example.com/weather"
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(p, []byte(strings.ReplaceAll(string(data), old, mod)), 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	replaceInFiles(t, dir, "example.com/weather", mod, func(string) bool { return true })
 	m, err := gen.ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)

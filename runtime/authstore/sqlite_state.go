@@ -18,18 +18,8 @@ import (
 // grantWhere returns the WHERE conditions and arguments selecting the live
 // grants (alias g) that f matches at now.
 func grantWhere(f GrantFilter, now time.Time, placeholder func(int) string) (string, []any) {
-	args := []any{ms(now)}
-	conds := []string{"g.revoked_at IS NULL", "g.expires_at > " + placeholder(1)}
-	add := func(col, v string) {
-		if v != "" {
-			args = append(args, v)
-			conds = append(conds, col+" = "+placeholder(len(args)))
-		}
-	}
-	add("g.id", f.ID)
-	add("g.username", f.User)
-	add("g.client_id", f.ClientID)
-	return strings.Join(conds, " AND "), args
+	return filterWhere(f, "g.id", "g.username", "g.client_id", placeholder,
+		[]string{"g.revoked_at IS NULL", "g.expires_at > " + placeholder(1)}, ms(now))
 }
 
 func sqlitePlaceholder(i int) string { return fmt.Sprintf("?%d", i) }
@@ -38,17 +28,19 @@ func sqlitePlaceholder(i int) string { return fmt.Sprintf("?%d", i) }
 // selects that have not been exchanged yet: each would create a grant f
 // selects. Their grant_id is the ID the grant will have.
 func pendingCodeWhere(f GrantFilter, placeholder func(int) string) (string, []any) {
-	var args []any
-	conds := []string{"used_at IS NULL"}
-	add := func(col, v string) {
-		if v != "" {
-			args = append(args, v)
-			conds = append(conds, col+" = "+placeholder(len(args)))
+	return filterWhere(f, "grant_id", "username", "client_id", placeholder, []string{"used_at IS NULL"})
+}
+
+// filterWhere joins conds, whose arguments are args, and a condition for
+// each field of f that is set (its grant ID, user and client, in the
+// columns named) into a WHERE clause, returning it and its arguments.
+func filterWhere(f GrantFilter, idCol, userCol, clientCol string, placeholder func(int) string, conds []string, args ...any) (string, []any) {
+	for _, c := range []struct{ col, v string }{{idCol, f.ID}, {userCol, f.User}, {clientCol, f.ClientID}} {
+		if c.v != "" {
+			args = append(args, c.v)
+			conds = append(conds, c.col+" = "+placeholder(len(args)))
 		}
 	}
-	add("grant_id", f.ID)
-	add("username", f.User)
-	add("client_id", f.ClientID)
 	return strings.Join(conds, " AND "), args
 }
 
