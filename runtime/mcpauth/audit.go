@@ -187,13 +187,20 @@ func (a auditor) signInRefused() {
 // and one address could fill the disk. The first refusal of a key is
 // logged and the key stays quiet until the time given; the metrics count
 // every refusal. At most maxQuietKeys keys are remembered: when full, the
-// ones no longer quiet go, and if none has, all go (a few lines more).
+// ones no longer quiet go; if none has, a new key is logged at most once
+// per fullLogQuiet, so that a stranger with more keys than that (many IPv6
+// networks) still costs one line per interval, and the lockouts already
+// remembered stay quiet.
 type refusalLog struct {
-	mu    sync.Mutex
-	quiet map[string]time.Time // key: quiet until
+	mu        sync.Mutex
+	quiet     map[string]time.Time // key: quiet until
+	fullQuiet time.Time            // when full: no new key is logged until then
 }
 
-const maxQuietKeys = 4096
+const (
+	maxQuietKeys = 4096
+	fullLogQuiet = time.Minute
+)
 
 // first reports whether the refusal key is to be logged at now; if so, the
 // key is quiet until until.
@@ -206,14 +213,18 @@ func (l *refusalLog) first(key string, now, until time.Time) bool {
 	if l.quiet == nil {
 		l.quiet = make(map[string]time.Time)
 	}
-	if len(l.quiet) >= maxQuietKeys {
+	if _, ok := l.quiet[key]; !ok && len(l.quiet) >= maxQuietKeys {
 		for k, t := range l.quiet {
 			if !now.Before(t) {
 				delete(l.quiet, k)
 			}
 		}
 		if len(l.quiet) >= maxQuietKeys {
-			clear(l.quiet)
+			if now.Before(l.fullQuiet) {
+				return false
+			}
+			l.fullQuiet = now.Add(fullLogQuiet)
+			return true
 		}
 	}
 	l.quiet[key] = until

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -174,5 +176,44 @@ func BenchmarkAuditEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		a.signIn(ctx, signInFailed, "alice", "Zk3xQ0v9aLrT2pWm8sYd1", "203.0.113.7", viaAuthorize, "")
+	}
+}
+
+// The table of recent refusals is bounded, and a stranger with more keys
+// than it holds (many IPv6 networks) gets one line per interval, without
+// making the remembered keys loud again.
+func TestRefusalLogBounded(t *testing.T) {
+	var l refusalLog
+	now := time.Now()
+	hour := now.Add(time.Hour)
+	logged := 0
+	for i := range maxQuietKeys {
+		if l.first(fmt.Sprint("k", i), now, hour) {
+			logged++
+		}
+	}
+	if logged != maxQuietKeys {
+		t.Fatalf("%d of the first %d keys logged, want all", logged, maxQuietKeys)
+	}
+	for _, tc := range []struct {
+		name string
+		key  string
+		at   time.Time
+		want bool
+	}{
+		{"a new key, table full", "new-1", now, true},
+		{"another new key, same minute", "new-2", now, false},
+		{"a new key again, same minute", "new-1", now.Add(time.Second), false},
+		{"a remembered key", "k7", now.Add(2 * time.Second), false},
+		{"a new key, a minute later", "new-3", now.Add(fullLogQuiet), true},
+		{"a new key, once the others are no longer quiet", "new-4", hour, true},
+		{"that key again", "new-4", hour.Add(time.Second), false},
+	} {
+		if got := l.first(tc.key, tc.at, tc.at.Add(time.Hour)); got != tc.want {
+			t.Errorf("%s: first(%q) = %v, want %v", tc.name, tc.key, got, tc.want)
+		}
+	}
+	if n := len(l.quiet); n > maxQuietKeys {
+		t.Errorf("%d keys remembered, more than %d", n, maxQuietKeys)
 	}
 }
