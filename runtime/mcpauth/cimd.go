@@ -316,7 +316,9 @@ func (f *cimdFetcher) get(ctx context.Context, id, addr string) (c *authstore.Cl
 	now := f.now()
 	f.mu.Lock()
 	e, ok := f.cache.entries[id]
-	if !ok {
+	if !ok || !now.Before(e.expires) {
+		// A document cached before whose host now fails: its failure is
+		// remembered apart, and must be found past the expired copy.
 		e, ok = f.failed.entries[id]
 	}
 	if ok && now.Before(e.expires) {

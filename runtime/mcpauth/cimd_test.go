@@ -316,3 +316,39 @@ func TestCIMDFetchesPerAddress(t *testing.T) {
 		t.Errorf("%d addresses still counted after every fetch ended", left)
 	}
 }
+
+// A document that was cached and expired, whose host then fails: the
+// failure is remembered like any other, not fetched again on every request.
+func TestCIMDFailureAfterExpiredDocument(t *testing.T) {
+	var down atomic.Bool
+	good := jsonDoc("", `{"client_id":%q,"redirect_uris":["https://a.example/cb"]}`)
+	base, hits := docServer(t, map[string]func(http.ResponseWriter, string){
+		"/app.json": func(w http.ResponseWriter, url string) {
+			if down.Load() {
+				http.Error(w, "down", http.StatusInternalServerError)
+				return
+			}
+			good(w, url)
+		},
+	})
+	var offset atomic.Int64
+	f := newCIMDFetcher(true, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
+	const addr = "203.0.113.7"
+	if _, fetched, err := f.get(t.Context(), base+"/app.json", addr); err != nil || !fetched {
+		t.Fatalf("first get: fetched %v, %v", fetched, err)
+	}
+	offset.Add(int64(metadataDefaultTTL + time.Minute))
+	down.Store(true)
+	if _, fetched, err := f.get(t.Context(), base+"/app.json", addr); err == nil || !fetched {
+		t.Fatalf("get after expiry, host down: fetched %v, %v; want a fetch that fails", fetched, err)
+	}
+	before := hits.Load()
+	for range 3 {
+		if _, fetched, err := f.get(t.Context(), base+"/app.json", addr); err == nil || fetched {
+			t.Errorf("get again: fetched %v, %v; want the remembered failure", fetched, err)
+		}
+	}
+	if n := hits.Load() - before; n != 0 {
+		t.Errorf("the failing host was contacted %d more times within the failure's minute", n)
+	}
+}
