@@ -470,9 +470,10 @@ func (s *Server) loggedUser(username string) string {
 // typedName hashes what was typed into the username field, keyed with the
 // deployment's rotation key (shared by every replica, so they all count
 // and log one name alike). A plain SHA-256 would not do: people type
-// passwords there, and whoever reads the log or the database could hash a
-// list of common passwords until one matched, at billions a second.
-// Without the key, the hash tells nothing about what was typed.
+// passwords there, and whoever reads the log could hash a list of common
+// passwords until one matched, at billions a second. The key lives in the
+// database, so this protects the log, not the database: whoever can read
+// the database can test guesses against its throttle counters too.
 func (s *Server) typedName(username string) []byte {
 	m := hmac.New(sha256.New, s.store.RotationKey())
 	m.Write([]byte("mcpauth typed username\x00"))
