@@ -96,13 +96,20 @@ func grants(ctx context.Context, args []string, env Env) error {
 		}
 		// No grant yet, but an app may be signing in: its code, not yet
 		// exchanged for tokens, must not create one after this.
-		if n, err := st.RevokeGrants(ctx, f, now); err != nil {
+		n, err := st.RevokeGrants(ctx, f, now)
+		if err != nil {
 			return fmt.Errorf("revoke grants in %s: %w", authstore.Redact(*db), err)
-		} else if n > 0 { // created since the list was read
+		}
+		if n > 0 { // created since the list was read
 			waitRevoked(ctx, st, env)
 		}
 		if *asJSON {
-			return writeJSON(env.Stdout, revokedJSON{Revoked: 0, Grants: grantsJSON(nil)})
+			return writeJSON(env.Stdout, revokedJSON{Revoked: n, Grants: grantsJSON(nil)})
+		}
+		if n > 0 {
+			fmt.Fprintf(env.Stderr, "revoked %s%s, created while this command ran; no running server accepts their tokens any more\n",
+				quantity(n, "grant", "grants"), describeFilter(f))
+			return nil
 		}
 		fmt.Fprintf(env.Stderr, "nothing to revoke: no active grants%s\n", describeFilter(f))
 		return nil
